@@ -1,0 +1,91 @@
+"""The audit officer's API: records, export, subject report, chain verification."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from sqlmodel import select
+
+from gateway.api.common import page_size, services
+from gateway.audit import queries
+from gateway.audit.report import AuditPage, SubjectReport, record_view, render_html
+from gateway.auth.dependencies import require
+from gateway.auth.tokens import Caller
+from gateway.consents import subject_id_for
+from gateway.db.models import Organisation
+from gateway.problems import Problem, field_detail
+from gateway.schemas import SubjectIdentifiers, Wire
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+Auditor = Depends(require("audit:read", "audit:read-all"))
+
+
+class VerifyReport(Wire):
+    intact: bool
+    checked: int
+    last_seq: int
+    broken_seq: int | None
+    broken_id: str | None
+    reason: str | None
+
+
+def audit_filter(
+    subject_id: Annotated[str | None, Query(alias="subjectId", description="subject pseudonym")] = None,
+    organisation: Annotated[str | None, Query(description="OIN as actor or counterparty")] = None,
+    message_id: Annotated[str | None, Query(alias="messageId")] = None,
+    activity: str | None = None,
+    purpose: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> queries.AuditFilter:
+    return queries.AuditFilter(subject_id, organisation, message_id, activity, purpose, since, until)
+
+
+@router.get("/records", summary="Audit records you may see, filtered, cursor-paged")
+async def records(
+    f: queries.AuditFilter = Depends(audit_filter), cursor: str | None = None, size: int = Depends(page_size),
+    caller: Caller = Auditor, svc=Depends(services),
+) -> AuditPage:
+    try:
+        after = int(cursor) if cursor else 0
+    except ValueError:
+        raise Problem("invalid-request", field_detail([("query:cursor", "not a cursor this API gave out")])) from None
+    rows, next_seq = await queries.records(svc, caller, f, after, size)
+    return AuditPage(items=[record_view(r) for r in rows], next_cursor=str(next_seq) if next_seq else None)
+
+
+@router.get("/export", summary="Stream the same records as CSV or JSON lines",
+            responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+async def export(
+    f: queries.AuditFilter = Depends(audit_filter),
+    format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl")] = "jsonl",
+    caller: Caller = Auditor, svc=Depends(services),
+) -> StreamingResponse:
+    body = await queries.export(svc, caller, f, format)
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(body, media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="audit-export.{format}"'})
+
+
+@router.post("/subject-report", summary="Every processing about one person (AVG art. 15), JSON or HTML",
+             responses={200: {"content": {"text/html": {}}}})
+async def subject_report(request: Request, body: SubjectIdentifiers, caller: Caller = Auditor, svc=Depends(services)) -> SubjectReport:
+    if not (body.bsn or body.skn):
+        raise Problem("validation-failed", field_detail([("/", "give a bsn or an skn")]))
+    subject_id = await subject_id_for(svc, body)
+    rows = await queries.subject_records(svc, caller, subject_id)
+    report = SubjectReport(subject_id=subject_id, generated_at=svc.clock.now(), count=len(rows), records=[record_view(r) for r in rows])
+    if "text/html" in request.headers.get("accept", ""):
+        async with svc.db.read() as session:
+            names = {o.oin: o.name for o in (await session.exec(select(Organisation))).all()}
+        return HTMLResponse(render_html(report, names))
+    return report
+
+
+@router.get("/verify", summary="Verify the hash chain, in full or from a record on",
+            dependencies=[Depends(require("audit:read", "audit:read-all", "admin"))])
+async def verify(from_seq: Annotated[int, Query(alias="fromSeq", ge=1)] = 1, svc=Depends(services)) -> VerifyReport:
+    result = await queries.verify_chain(svc, from_seq)
+    return VerifyReport(**result.__dict__)

@@ -1,0 +1,21 @@
+"""Shared router helpers: the services, and standard query parameters."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query, Request
+
+from gateway.problems import Problem, field_detail
+from gateway.services import Services
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def page_size(request: Request, size: Annotated[int | None, Query(alias="pageSize", ge=1, description="items per page")] = None) -> int:
+    settings = request.app.state.services.settings
+    size = size or settings.default_page_size
+    if size > settings.max_page_size:
+        raise Problem("invalid-request", field_detail([("query:pageSize", f"at most {settings.max_page_size}")]))
+    return size

@@ -1,0 +1,32 @@
+"""Consents: record, list by subject pseudonym, withdraw."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from gateway import consents
+from gateway.api.common import services
+from gateway.auth.dependencies import require
+from gateway.auth.tokens import Caller
+
+router = APIRouter(prefix="/consents", tags=["consents"])
+
+
+@router.post("", status_code=201, summary="Record a detainee's consent (identifiers in the body only)")
+async def record(body: consents.ConsentRequest, caller: Caller = Depends(require("consents:write")), svc=Depends(services)) -> consents.ConsentView:
+    return await consents.record_consent(svc, caller, body)
+
+
+@router.get("", summary="Consents about a subject that concern you")
+async def list_for_subject(
+    subject_id: Annotated[str, Query(alias="subjectId", description="subject pseudonym, never a BSN")],
+    caller: Caller = Depends(require("consents:read", "consents:write")), svc=Depends(services),
+) -> consents.ConsentList:
+    return await consents.list_consents(svc, caller, subject_id)
+
+
+@router.post("/{consent_id}/withdrawal", status_code=201, summary="Withdraw a consent")
+async def withdraw(consent_id: str, body: consents.WithdrawalRequest, caller: Caller = Depends(require("consents:write")),
+                   svc=Depends(services)) -> consents.ConsentView:
+    return await consents.withdraw_consent(svc, caller, consent_id, body)

@@ -1,0 +1,75 @@
+"""Messages: send, sent list, read, acknowledge, delivery status; and the inbox."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query
+
+from gateway.api.common import page_size, services
+from gateway.auth.dependencies import require
+from gateway.auth.tokens import Caller
+from gateway.exchange import listing
+from gateway.exchange.acknowledge import acknowledge
+from gateway.exchange.read import read_message
+from gateway.exchange.send import send_message
+from gateway.schemas import AcknowledgementRequest, DeliveryStatus, MessagePage, MessageReceipt, MessageView, SendMessageRequest
+
+router = APIRouter(tags=["messages"])
+Sender = Depends(require("messages:send"))
+Reader = Depends(require("messages:read"))
+Purpose = Annotated[str, Query(description="the purpose you read for; policy is decided again for it")]
+
+
+def list_filter(
+    type: Annotated[str | None, Query(description="message type")] = None,
+    status: Annotated[str | None, Query(description="delivery status")] = None,
+    subject_id: Annotated[str | None, Query(alias="subjectId", description="subject pseudonym")] = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="created before")] = None,
+    open_requests: Annotated[bool, Query(alias="open", description="only information-requests not yet answered")] = False,
+) -> listing.ListFilter:
+    return listing.ListFilter(type, status, subject_id, since, until, open_requests)
+
+
+@router.post("/messages", status_code=201, summary="Send a message")
+async def post_message(
+    body: SendMessageRequest,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
+    caller: Caller = Sender, svc=Depends(services),
+) -> MessageReceipt:
+    return await send_message(svc, caller, body, idempotency_key)
+
+
+@router.get("/messages", summary="Messages you sent")
+async def sent_messages(
+    direction: Annotated[Literal["sent"], Query(description="only 'sent'; received messages are in /inbox")] = "sent",
+    f: listing.ListFilter = Depends(list_filter), cursor: str | None = None, size: int = Depends(page_size),
+    caller: Caller = Reader, svc=Depends(services),
+) -> MessagePage:
+    return await listing.sent(svc, caller, f, cursor, size)
+
+
+@router.get("/inbox", summary="Messages delivered to you")
+async def inbox(
+    f: listing.ListFilter = Depends(list_filter), cursor: str | None = None, size: int = Depends(page_size),
+    caller: Caller = Reader, svc=Depends(services),
+) -> MessagePage:
+    return await listing.inbox(svc, caller, f, cursor, size)
+
+
+@router.get("/messages/{message_id}", summary="Read a message for a stated purpose")
+async def get_message(message_id: str, purpose: Purpose, caller: Caller = Reader, svc=Depends(services)) -> MessageView:
+    return await read_message(svc, caller, message_id, purpose)
+
+
+@router.post("/messages/{message_id}/acknowledgements", status_code=201, summary="Acknowledge a message")
+async def post_acknowledgement(
+    message_id: str, body: AcknowledgementRequest, caller: Caller = Reader, svc=Depends(services),
+) -> DeliveryStatus:
+    return await acknowledge(svc, caller, message_id, body)
+
+
+@router.get("/messages/{message_id}/deliveries", summary="Delivery, read and acknowledgement status per recipient")
+async def get_deliveries(message_id: str, caller: Caller = Reader, svc=Depends(services)) -> list[DeliveryStatus]:
+    return await listing.deliveries(svc, caller, message_id)

@@ -1,0 +1,34 @@
+"""Admin API of the organisation registry."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from gateway import registry
+from gateway.api.common import services
+from gateway.auth.dependencies import require
+
+router = APIRouter(prefix="/organisations", tags=["organisations"])
+Admin = Depends(require("admin"))
+OinPath = Annotated[str, Path(pattern=r"^\d{20}$")]
+
+
+@router.post("", status_code=201, summary="Register an organisation", dependencies=[Admin])
+async def add_organisation(body: registry.OrganisationRequest, svc=Depends(services)) -> registry.OrganisationView:
+    return await registry.add_organisation(svc, body)
+
+
+@router.get("", summary="List organisations and their keys", dependencies=[Admin])
+async def list_organisations(svc=Depends(services)) -> registry.OrganisationList:
+    return await registry.list_organisations(svc)
+
+
+@router.post("/{oin}/keys", status_code=201, summary="Add a public key (JWK)", dependencies=[Admin])
+async def add_key(oin: OinPath, body: registry.KeyRequest, svc=Depends(services)) -> registry.KeyView:
+    return await registry.add_key(svc, oin, body.jwk)
+
+
+@router.post("/{oin}/keys/{kid}/revocation", status_code=201, summary="Revoke a key", dependencies=[Admin])
+async def revoke_key(oin: OinPath, kid: str, svc=Depends(services)) -> registry.KeyView:
+    return await registry.revoke_key(svc, oin, kid)

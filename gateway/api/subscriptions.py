@@ -1,0 +1,40 @@
+"""Webhook subscriptions and the dead-letter list."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+
+from gateway.api.common import services
+from gateway.auth.dependencies import require
+from gateway.auth.tokens import Caller
+from gateway.webhooks import subscriptions as subs
+
+router = APIRouter(tags=["subscriptions"])
+Subscriber = Depends(require("subscriptions:write"))
+
+
+@router.post("/subscriptions", status_code=201, summary="Register a webhook subscription")
+async def create(body: subs.SubscriptionRequest, caller: Caller = Subscriber, svc=Depends(services)) -> subs.SubscriptionView:
+    return await subs.create(svc, caller, body)
+
+
+@router.get("/subscriptions", summary="Your subscriptions")
+async def list_own(caller: Caller = Subscriber, svc=Depends(services)) -> subs.SubscriptionList:
+    return await subs.list_own(svc, caller)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription")
+async def delete(subscription_id: str, caller: Caller = Subscriber, svc=Depends(services)) -> Response:
+    await subs.delete(svc, caller, subscription_id)
+    return Response(status_code=204)
+
+
+@router.get("/webhook-dead-letters", summary="Webhook deliveries that failed every attempt",
+            dependencies=[Depends(require("admin"))])
+async def dead_letters(svc=Depends(services)) -> subs.DeadLetterList:
+    return await subs.dead_letters(svc)
+
+
+@router.post("/webhook-dead-letters/{dead_letter_id}/replay", status_code=201, summary="Try a dead letter again",
+             dependencies=[Depends(require("admin"))])
+async def replay(dead_letter_id: int, svc=Depends(services)) -> subs.DeadLetter:
+    return await subs.replay(svc, dead_letter_id)

@@ -1,0 +1,144 @@
+"""create_app(): wiring only — routers, middleware, problem handlers, lifespan (and embedded workers)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import API_VERSION, openapi
+from gateway.api import audit, consents, health, messages, organisations, subscriptions
+from gateway.auth.dependencies import RateLimiter
+from gateway.metrics import LATENCY, REQUESTS
+from gateway.problems import PROBLEM_JSON, PROBLEM_TYPES, Problem, field_detail, render
+from gateway.services import Services
+from gateway.settings import Settings
+
+log = logging.getLogger("brb.gateway")
+
+
+def _problem(request: Request, slug: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    type_ = PROBLEM_TYPES[slug]
+    return JSONResponse(render(type_, detail, request.url.path), status_code=type_.status,
+                        media_type=PROBLEM_JSON, headers=headers)
+
+
+def _pointer(loc: tuple) -> str:
+    where, *rest = loc or ("body",)
+    if where == "body":
+        return "".join(f"/{p}" for p in rest)
+    return f"{where}:{'.'.join(str(p) for p in rest)}"
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_body_bytes`` (declared or streamed) with a 413 problem."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = JSONResponse(
+            render(PROBLEM_TYPES["payload-too-large"], f"at most {self.max_bytes} bytes", scope.get("path")),
+            status_code=413, media_type=PROBLEM_JSON, headers={"API-Version": API_VERSION})
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await too_large(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise Problem("payload-too-large", f"at most {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        svc = services or Services.from_settings(settings)
+        app.state.services = svc
+        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+        stop = asyncio.Event()
+        tasks = []
+        if settings.run_workers:
+            from gateway.workers import worker_tasks
+
+            tasks = worker_tasks(svc, stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 10)
+            if services is None:
+                await svc.db.dispose()
+
+    app = FastAPI(title="Berichtenbox Re-integratie", version=API_VERSION, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    if services is not None:  # usable without running the lifespan (tests with an ASGI transport)
+        app.state.services = services
+        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+
+    app.include_router(health.router)
+    for router in (messages.router, consents.router, audit.router, subscriptions.router, organisations.router):
+        app.include_router(router, prefix=openapi.PREFIX)
+
+    published: dict = {}
+
+    @app.get(f"{openapi.PREFIX}/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        if not published:
+            published.update(openapi.build(app))
+        return JSONResponse(published)
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem):
+        return _problem(request, exc.type.slug, exc.detail, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _problem(request, "invalid-request", "the body is not valid JSON")
+        items = [(_pointer(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")).removeprefix("Value error, ")) for e in errors]
+        return _problem(request, "validation-failed", field_detail(items))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException):
+        slug = {404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}.get(exc.status_code, "invalid-request")
+        return _problem(request, slug, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_error(request: Request, exc: Exception):
+        log.error("unhandled %s on %s %s", exc.__class__.__name__, request.method, request.scope.get("route").path
+                  if request.scope.get("route") else "?")
+        return _problem(request, "internal-error", "an internal error occurred; nothing was stored")
+
+    @app.middleware("http")
+    async def version_and_metrics(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["API-Version"] = API_VERSION
+        route = request.scope.get("route")
+        template = route.path if route is not None else "unmatched"  # templates, never raw paths with ids
+        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

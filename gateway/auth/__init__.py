@@ -1,0 +1,1 @@
+"""Caller authentication: private_key_jwt-style tokens signed with the organisation's own key."""

@@ -1,0 +1,117 @@
+"""Verify a caller's JWT exactly as DESIGN §4 says.
+
+Asymmetric algorithms only; the algorithm is taken from the registered key, never from the token
+alone; ``iss`` = ``sub`` = an active OIN; ``aud``; ``exp`` at most an hour ahead; ``nbf``/``iat`` with a
+small leeway; a ``jti`` is accepted once (kept in the database, so across restarts and processes)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import jwt
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from gateway.db.models import Organisation, OrganisationKey, UsedToken
+from gateway.problems import Problem
+from gateway.services import Services
+
+ALLOWED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
+SCOPES = (
+    "messages:send", "messages:read", "consents:write", "consents:read", "subscriptions:write",
+    "audit:read", "audit:read-all", "admin",
+)
+# Callers sign their own tokens, so a scope claim is a request, not a grant: a token gets the scopes it
+# asks for that its organisation's kind may hold, and no others.
+_EXCHANGE = ("messages:send", "messages:read", "consents:read", "subscriptions:write")
+SCOPES_BY_KIND: dict[str, frozenset[str]] = {
+    "dji": frozenset({*_EXCHANGE, "consents:write"}),
+    "probation": frozenset({*_EXCHANGE, "consents:write"}),
+    "municipality": frozenset(_EXCHANGE),
+    "mayor": frozenset({"messages:read", "consents:read", "subscriptions:write"}),
+    "auditor": frozenset({"audit:read"}),
+    "inspectorate": frozenset({"audit:read", "audit:read-all"}),
+    "operator": frozenset({"admin", "audit:read-all"}),
+}
+ORGANISATION_KINDS = tuple(SCOPES_BY_KIND)
+
+
+@dataclass(frozen=True)
+class Caller:
+    oin: str
+    kind: str
+    name: str
+    cbs_code: str | None
+    parent_oin: str | None
+    scopes: frozenset[str]
+    jti: str
+
+    @property
+    def scope(self) -> str:
+        return " ".join(sorted(self.scopes))
+
+
+def _invalid(detail: str) -> Problem:
+    return Problem("invalid-token", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def verify_token(services: Services, authorization: str | None) -> Caller:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise _invalid("send an Authorization: Bearer <JWT> header")
+    token = authorization[len("Bearer "):].strip()
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise _invalid(f"malformed token: {exc}") from None
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in ALLOWED_ALGORITHMS:
+        raise _invalid(f"algorithm {alg!r} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS)}")
+    if not kid or not isinstance(kid, str):
+        raise _invalid("the token header has no kid")
+    iss, sub = unverified.get("iss"), unverified.get("sub")
+    if not isinstance(iss, str) or iss != sub:
+        raise _invalid("iss and sub must both be the calling organisation's OIN")
+
+    async with services.db.read() as session:
+        org = await session.get(Organisation, iss)
+        if org is None or not org.active:
+            raise _invalid("the issuer is not a registered, active organisation")
+        key = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == iss, OrganisationKey.kid == kid))).first()
+    if key is None:
+        raise _invalid(f"unknown kid {kid!r} for this organisation")
+    if key.revoked_at is not None:
+        raise _invalid(f"key {kid!r} was revoked")
+    if key.alg != alg:
+        raise _invalid(f"key {kid!r} is registered for {key.alg}, the token says {alg}")
+
+    settings = services.settings
+    try:
+        signing_key = jwt.PyJWK(key.jwk, algorithm=key.alg).key
+        claims = jwt.decode(
+            token, signing_key, algorithms=[key.alg], audience=settings.audience, issuer=iss,
+            leeway=settings.clock_skew_seconds, options={"require": ["exp", "iat", "jti", "iss", "sub", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _invalid("the token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise _invalid("the token is not valid yet (nbf or iat in the future)") from None
+    except jwt.InvalidAudienceError:
+        raise _invalid(f"wrong audience: the gateway is {settings.audience!r}") from None
+    except jwt.PyJWTError as exc:
+        raise _invalid(f"token rejected: {exc}") from None
+    if claims["exp"] - time.time() > settings.token_max_lifetime_seconds + settings.clock_skew_seconds:
+        raise _invalid(f"exp lies more than {settings.token_max_lifetime_seconds} s ahead")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
+        raise _invalid("jti must be a string of 8 to 200 characters")
+
+    try:
+        async with services.db.write() as session:
+            session.add(UsedToken(iss=iss, jti=jti, expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc)))
+    except IntegrityError:
+        raise Problem("token-replayed", "this jti was already used; mint a new token per request",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    scopes = frozenset(str(claims.get("scope", "")).split()) & SCOPES_BY_KIND.get(org.kind, frozenset())
+    return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)

@@ -1,0 +1,268 @@
+"""The ``brb`` command: database, registry, tokens, the processes, and the one-command demo."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+app = typer.Typer(help="Berichtenbox Re-integratie gateway", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+org_app = typer.Typer(help="Organisation registry", no_args_is_help=True)
+key_app = typer.Typer(help="Organisation keys and the payload key ring", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(org_app, name="org")
+app.add_typer(key_app, name="key")
+
+
+def _services():
+    from gateway.services import Services
+    from gateway.settings import Settings
+
+    return Services.from_settings(Settings())
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to BRB_DATABASE_URL."""
+    from gateway.db.migrate import upgrade
+    from gateway.settings import Settings
+
+    settings = Settings()
+    upgrade(settings.database_url, settings.database_schema)
+    typer.echo("database at head")
+
+
+@org_app.command("add")
+def org_add(oin: str, name: str, kind: str, cbs_code: Annotated[Optional[str], typer.Option("--cbs")] = None,
+            parent_oin: Annotated[Optional[str], typer.Option("--parent")] = None) -> None:
+    """Register an organisation."""
+    from gateway import registry
+
+    async def go():
+        svc = _services()
+        try:
+            org = await registry.add_organisation(svc, registry.OrganisationRequest(
+                oin=oin, name=name, kind=kind, cbs_code=cbs_code, parent_oin=parent_oin))
+            typer.echo(org.model_dump_json(by_alias=True))
+        finally:
+            await svc.db.dispose()
+
+    _run(go())
+
+
+@org_app.command("list")
+def org_list() -> None:
+    """List organisations and their keys."""
+    from gateway import registry
+
+    async def go():
+        svc = _services()
+        try:
+            for org in (await registry.list_organisations(svc)).items:
+                keys = ", ".join(f"{k.kid}{' (revoked)' if k.revoked_at else ''}" for k in org.keys)
+                typer.echo(f"{org.oin}  {org.kind:<13} {org.cbs_code or '    '}  {org.name}  [{keys}]")
+        finally:
+            await svc.db.dispose()
+
+    _run(go())
+
+
+@key_app.command("add")
+def key_add(oin: str, jwk_file: Path) -> None:
+    """Register a public JWK for an organisation."""
+    from gateway import registry
+
+    async def go():
+        svc = _services()
+        try:
+            key = await registry.add_key(svc, oin, json.loads(jwk_file.read_text()))
+            typer.echo(key.model_dump_json(by_alias=True))
+        finally:
+            await svc.db.dispose()
+
+    _run(go())
+
+
+@key_app.command("revoke")
+def key_revoke(oin: str, kid: str) -> None:
+    """Revoke a key: tokens signed with it are refused from now on."""
+    from gateway import registry
+
+    async def go():
+        svc = _services()
+        try:
+            typer.echo((await registry.revoke_key(svc, oin, kid)).model_dump_json(by_alias=True))
+        finally:
+            await svc.db.dispose()
+
+    _run(go())
+
+
+@key_app.command("rewrap")
+def key_rewrap() -> None:
+    """Re-wrap every payload's data key under the newest key of BRB_ENCRYPTION_KEYS (after a rotation)."""
+    from gateway.keyrotation import rewrap_all
+
+    async def go():
+        svc = _services()
+        try:
+            return await rewrap_all(svc)
+        finally:
+            await svc.db.dispose()
+
+    typer.echo(f"re-wrapped {_run(go())} item(s)")
+
+
+@app.command()
+def token(oin: str, scope: Annotated[Optional[str], typer.Option(help="space-separated scopes")] = None,
+          lifetime: int = 300) -> None:
+    """Mint a token for a demo organisation from its key in .var/demo-keys (development only)."""
+    from gateway.auth.mint import mint
+    from gateway.demo import DEFAULT_SCOPES, DEMO_ORGANISATIONS, key_file
+    from gateway.settings import Settings
+
+    path = key_file(oin)
+    if not path.exists():
+        typer.echo(f"no demo key for {oin} in {path.parent}; run `make run` first", err=True)
+        raise typer.Exit(2)
+    kind = next((o["kind"] for o in DEMO_ORGANISATIONS if o["oin"] == oin), "dji")
+    typer.echo(mint(json.loads(path.read_text()), oin, Settings().audience, scope or DEFAULT_SCOPES[kind], lifetime))
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document as YAML (the committed openapi.yaml is this output)."""
+    from gateway.openapi import build
+    from gateway.app import create_app
+
+    typer.echo(yaml.safe_dump(build(create_app()), sort_keys=False, allow_unicode=True), nl=False)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the gateway (uvicorn)."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@app.command()
+def relay() -> None:
+    """Run the outbox relay (several may run)."""
+    from gateway.outbox.relay import Relay
+
+    _run_worker(lambda svc, stop: Relay(svc).run(stop))
+
+
+@app.command()
+def dispatcher() -> None:
+    """Run the webhook dispatcher (a Kafka consumer group)."""
+    from gateway.webhooks.dispatcher import Dispatcher
+
+    _run_worker(lambda svc, stop: Dispatcher(svc).run(stop))
+
+
+@app.command()
+def retention(once: bool = typer.Option(False, help="purge what is due and exit")) -> None:
+    """Purge payloads whose retention has passed (loops every BRB_RETENTION_INTERVAL_SECONDS)."""
+    from gateway.exchange.retention import purge_due
+    from gateway.workers import retention_loop
+
+    if once:
+        async def go():
+            svc = _services()
+            try:
+                return await purge_due(svc)
+            finally:
+                await svc.db.dispose()
+
+        typer.echo(f"purged {_run(go())} cop(ies)")
+        return
+    _run_worker(lambda svc, stop: retention_loop(svc, stop))
+
+
+def _run_worker(start) -> None:
+    async def go():
+        svc = _services()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await start(svc, stop)
+        finally:
+            await svc.db.dispose()
+
+    _run(go())
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: int = 8000,
+         kafka_port: Annotated[int, typer.Option(help="port of the loopback broker")] = 9092) -> None:
+    """Everything on the embedded defaults: SQLite under .var/, a loopback broker, demo organisations
+    and keys, and the gateway with relay, dispatcher and retention on http://127.0.0.1:8000."""
+    import uvicorn
+
+    from gateway.broker import LoopbackBroker, free_port, port_open
+    from gateway.demo import demo_secrets
+
+    os.environ.update(demo_secrets())
+    os.environ.setdefault("BRB_RUN_WORKERS", "true")
+    os.environ.setdefault("BRB_ALLOW_INSECURE_LOOPBACK_WEBHOOKS", "true")
+    broker = None
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        if port_open("127.0.0.1", kafka_port):
+            kafka_port = free_port()
+        Path(".var").mkdir(exist_ok=True)
+        broker = LoopbackBroker(kafka_port, log_file=Path(".var/broker.log")).start()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        typer.echo(f"loopback Kafka-protocol broker on {broker.bootstrap}")
+    try:
+        from gateway.app import create_app
+        from gateway.db.migrate import upgrade
+        from gateway.seed import seed_demo
+        from gateway.settings import Settings
+
+        settings = Settings()
+        upgrade(settings.database_url, settings.database_schema)
+        orgs = _run(_seed(seed_demo))
+        typer.echo(f"database {settings.database_url} migrated; {orgs} demo organisation(s) registered")
+        typer.echo(
+            "\nGet a token (one per request: every jti is accepted once), e.g. for PI Vught:\n"
+            "  TOKEN=$(.venv/bin/brb token 00000001001234567000)\n"
+            f"  curl -H \"Authorization: Bearer $TOKEN\" http://{host}:{port}/api/v1/inbox\n"
+            f"API document: http://{host}:{port}/api/v1/openapi.json — readiness: http://{host}:{port}/health/ready\n"
+        )
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if broker:
+            broker.stop()
+
+
+async def _seed(seed_demo):
+    svc = _services()
+    try:
+        return await seed_demo(svc)
+    finally:
+        await svc.db.dispose()
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The tables. One class per stored concept; the migrations in ``db/migrations`` create them."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from gateway.db.types import UtcDateTime
+
+
+def utc_col(nullable: bool = True, index: bool = False, description: str | None = None) -> Any:
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index, comment=description))
+
+
+def json_col() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisations"
+    oin: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20, index=True)
+    cbs_code: str | None = Field(default=None, max_length=4, index=True)
+    parent_oin: str | None = Field(default=None, max_length=20, description="for an auditor: the organisation it audits")
+    active: bool = True
+    created_at: datetime = utc_col(nullable=False)
+
+
+class OrganisationKey(SQLModel, table=True):
+    __tablename__ = "organisation_keys"
+    __table_args__ = (UniqueConstraint("oin", "kid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    oin: str = Field(foreign_key="organisations.oin", max_length=20, index=True)
+    kid: str = Field(max_length=100)
+    alg: str = Field(max_length=10)
+    jwk: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_col(nullable=False)
+    revoked_at: datetime | None = utc_col()
+
+
+class UsedToken(SQLModel, table=True):
+    """Replay guard: a `jti` is accepted once per issuer within its lifetime, across processes."""
+
+    __tablename__ = "used_tokens"
+    iss: str = Field(primary_key=True, max_length=20)
+    jti: str = Field(primary_key=True, max_length=200)
+    expires_at: datetime = utc_col(nullable=False, index=True)
+
+
+class SubjectRecord(SQLModel, table=True):
+    """A detainee, known only by pseudonym; the release date drives retention."""
+
+    __tablename__ = "subjects"
+    id: str = Field(primary_key=True, max_length=64)
+    release_date: date | None = None
+    created_at: datetime = utc_col(nullable=False)
+
+
+class SubjectIdentifier(SQLModel, table=True):
+    """Keyed hash of each identifier (BSN, SKN) -> the subject it belongs to."""
+
+    __tablename__ = "subject_identifiers"
+    identifier_hash: str = Field(primary_key=True, max_length=64)
+    subject_id: str = Field(foreign_key="subjects.id", max_length=64, index=True)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_sender_created", "sender_oin", "created_at"),)
+    id: str = Field(primary_key=True, max_length=36)
+    type: str = Field(max_length=40, index=True)
+    version: int
+    sender_oin: str = Field(max_length=20)
+    subject_id: str = Field(max_length=64, index=True)
+    purpose: str = Field(max_length=40)
+    in_reply_to: str | None = Field(default=None, max_length=36, index=True)
+    due_date: date | None = Field(default=None, description="information-request: answer wanted by")
+    trace_id: str = Field(max_length=64)
+    created_at: datetime = utc_col(nullable=False)
+    # envelope encryption: payload sealed with a per-message data key, the data key wrapped by the ring
+    payload_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    key_id: str | None = Field(default=None, max_length=40)
+    sender_purge_due_at: datetime | None = utc_col()
+    purged_at: datetime | None = utc_col()
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id", "recipient_oin"),
+        Index("ix_deliveries_recipient_created", "recipient_oin", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(foreign_key="messages.id", max_length=36, index=True)
+    recipient_oin: str = Field(max_length=20)
+    recipient_kind: str = Field(max_length=20)
+    status: str = Field(max_length=20, description="delivered | read | received | accepted | rejected | purged")
+    decision: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_col(nullable=False)
+    first_read_at: datetime | None = utc_col()
+    acknowledged_at: datetime | None = utc_col()
+    acknowledgement: str | None = Field(default=None, max_length=20)
+    acknowledgement_reason: str | None = Field(default=None, max_length=2000)
+    replied_at: datetime | None = utc_col(description="information-request: when this recipient answered")
+    purge_due_at: datetime | None = utc_col(index=True)
+    purged_at: datetime | None = utc_col()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+    sender_oin: str = Field(primary_key=True, max_length=20)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    message_id: str = Field(max_length=36)
+    response: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_col(nullable=False)
+
+
+class Consent(SQLModel, table=True):
+    __tablename__ = "consents"
+    id: str = Field(primary_key=True, max_length=36)
+    subject_id: str = Field(max_length=64, index=True)
+    given_by: str = Field(max_length=20)
+    categories: list = json_col()
+    recipient_oins: list = json_col()
+    recipient_kinds: list = json_col()
+    purposes: list = json_col()
+    valid_from: datetime = utc_col(nullable=False)
+    valid_until: datetime | None = utc_col()
+    recorded_by_oin: str = Field(max_length=20)
+    evidence_reference: str = Field(max_length=200)
+    recorded_at: datetime = utc_col(nullable=False)
+    withdrawn_at: datetime | None = utc_col()
+    withdrawn_by_oin: str | None = Field(default=None, max_length=20)
+    withdrawal_reason: str | None = Field(default=None, max_length=2000)
+
+
+class AuditRecord(SQLModel, table=True):
+    """One processing of personal data (Logboek Dataverwerkingen), hash-chained by ``seq``."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_actor_seq", "actor_oin", "seq"),
+        Index("ix_audit_counterparty_seq", "counterparty_oin", "seq"),
+    )
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    id: str = Field(max_length=36, unique=True)
+    trace_id: str = Field(max_length=64)
+    activity: str = Field(max_length=30, index=True)
+    actor_oin: str = Field(max_length=20)
+    counterparty_oin: str | None = Field(default=None, max_length=20)
+    token_id: str | None = Field(default=None, max_length=200)
+    scope: str | None = Field(default=None, max_length=200)
+    subject_id: str | None = Field(default=None, max_length=64, index=True)
+    message_id: str | None = Field(default=None, max_length=36, index=True)
+    purpose: str | None = Field(default=None, max_length=40)
+    legal_basis: str | None = Field(default=None, max_length=40)
+    rule: str | None = Field(default=None, max_length=100)
+    outcome: str = Field(max_length=30)
+    detail: str | None = Field(default=None, max_length=2000)
+    recorded_at: datetime = utc_col(nullable=False, index=True)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row every appender locks: it keeps the chain linear across processes."""
+
+    __tablename__ = "audit_head"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    hash: str = Field(default="0" * 64, max_length=64)
+
+
+class OutboxEvent(SQLModel, table=True):
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(__import__("sqlalchemy").Integer, "sqlite"), primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=36, unique=True)
+    topic: str = Field(max_length=100)
+    type: str = Field(max_length=60)
+    key: str = Field(max_length=64, index=True)
+    data: dict = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = utc_col(nullable=False)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = utc_col()
+    published_at: datetime | None = utc_col(index=True)
+    attempts: int = 0
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscriptions"
+    id: str = Field(primary_key=True, max_length=36)
+    oin: str = Field(max_length=20, index=True)
+    callback_url: str = Field(max_length=2000)
+    event_types: list = json_col()
+    secret_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    secret_wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    secret_key_id: str = Field(max_length=40)
+    created_at: datetime = utc_col(nullable=False)
+    deleted_at: datetime | None = utc_col()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription; retried with backoff, then ``dead`` (the dead-letter list)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"), Index("ix_webhook_due", "status", "next_attempt_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(max_length=36, index=True)
+    event_id: str = Field(max_length=36)
+    event_type: str = Field(max_length=60)
+    body: str
+    status: str = Field(max_length=20, description="pending | delivered | dead")
+    attempts: int = 0
+    next_attempt_at: datetime = utc_col(nullable=False)
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = utc_col(nullable=False)
+    delivered_at: datetime | None = utc_col()

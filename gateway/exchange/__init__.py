@@ -1,0 +1,1 @@
+"""The heart: the send transaction, the read path, acknowledgements, lists and retention."""

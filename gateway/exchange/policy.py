@@ -1,0 +1,57 @@
+"""Glue between the stored consents and the pure decision engine in ``consent/``."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from consent import ConsentRecord, Decision, Exchange, decide
+from consent.catalogue import Catalogue
+from gateway.db.models import Consent, Organisation
+from gateway.schemas import Redaction
+
+DENY_PROBLEM = {
+    "no-route": "exchange-not-allowed",
+    "unknown-purpose": "purpose-not-allowed",
+    "purpose-not-allowed": "purpose-not-allowed",
+    "consent-required": "consent-required",
+}
+
+
+def as_record(c: Consent) -> ConsentRecord:
+    return ConsentRecord(
+        id=c.id, subject_id=c.subject_id, given_by=c.given_by, categories=frozenset(c.categories),
+        recipient_oins=frozenset(c.recipient_oins), recipient_kinds=frozenset(c.recipient_kinds),
+        purposes=frozenset(c.purposes), valid_from=c.valid_from, valid_until=c.valid_until, withdrawn_at=c.withdrawn_at,
+    )
+
+
+async def consents_of(session: AsyncSession, subject_id: str) -> list[ConsentRecord]:
+    rows = (await session.exec(select(Consent).where(Consent.subject_id == subject_id))).all()
+    return [as_record(c) for c in rows]
+
+
+def decide_for(
+    catalogue: Catalogue, *, sender_kind: str, recipient: Organisation, message_type: str, purpose: str,
+    subject_id: str, sections: dict[str, str], consents: list[ConsentRecord], at: datetime,
+) -> Decision:
+    return decide(
+        catalogue,
+        Exchange(sender_kind=sender_kind, recipient_kind=recipient.kind, recipient_oin=recipient.oin,
+                 message_type=message_type, purpose=purpose, subject_id=subject_id, sections=sections, at=at),
+        consents,
+    )
+
+
+def redactions(decision: Decision) -> list[Redaction]:
+    return [Redaction(section=w.section, category=w.category, reason=w.reason, rule=decision.rule) for w in decision.withheld]
+
+
+def stored(decision: Decision) -> dict:
+    """The decision as kept with the delivery (and shown to the sender)."""
+    return {
+        "outcome": decision.outcome, "rule": decision.rule, "legalBasis": decision.basis,
+        "explanation": decision.explanation, "consents": list(decision.consents),
+        "redactions": [r.model_dump(by_alias=True) for r in redactions(decision)],
+    }

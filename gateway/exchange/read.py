@@ -1,0 +1,91 @@
+"""The read path: GET /api/v1/messages/{id}. Policy is decided again, now, for the purpose the reader
+states and the consents in force now: a withdrawn consent hides what it had opened, also in older
+messages. Only the sender and the recipients can see a message; anyone else gets 404."""
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from contracts import redact, sections_present
+from gateway.auth.dependencies import actor
+from gateway.auth.tokens import Caller
+from gateway.crypto import Sealed
+from gateway.db.models import Delivery, Message, Organisation
+from gateway.exchange import policy
+from gateway.exchange.retention import is_purged
+from gateway.problems import Problem
+from gateway.schemas import MessageView
+from gateway.services import Services
+
+
+async def load_visible(session, caller: Caller, message_id: str) -> tuple[Message, Delivery | None]:
+    """The message and the caller's own delivery of it; 404 for anyone who is not a party."""
+    message = await session.get(Message, message_id)
+    if message is None:
+        raise Problem("not-found", "no such message")
+    delivery = (await session.exec(
+        select(Delivery).where(Delivery.message_id == message_id, Delivery.recipient_oin == caller.oin))).first()
+    if delivery is None and message.sender_oin != caller.oin:
+        raise Problem("not-found", "no such message")
+    return message, delivery
+
+
+def _open(services: Services, message: Message) -> dict:
+    sealed = Sealed(message.payload_ciphertext, message.wrapped_key, message.key_id)
+    return json.loads(services.keyring.open(sealed, aad=message.id.encode()))
+
+
+async def read_message(services: Services, caller: Caller, message_id: str, purpose: str) -> MessageView:
+    async with services.unit_of_work(actor(caller)) as uow:
+        session = uow.session
+        message, delivery = await load_visible(session, caller, message_id)
+        base = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose)
+        if delivery is None:  # the sender reads its own copy
+            if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
+                raise Problem("gone", "the sender's copy was purged under the retention schedule")
+            uow.audit("read", "own-copy", counterparty_oin=None, **base)
+            return _view(message, purpose, _open(services, message), [], None, None)
+        if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
+            raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
+
+        payload = _open(services, message)
+        sender = await session.get(Organisation, message.sender_oin)
+        me = await session.get(Organisation, caller.oin)
+        decision = policy.decide_for(
+            services.catalogue, sender_kind=sender.kind, recipient=me, message_type=message.type, purpose=purpose,
+            subject_id=message.subject_id, sections=sections_present(message.type, message.version, payload),
+            consents=await policy.consents_of(session, message.subject_id), at=uow.now,
+        )
+        common = dict(counterparty_oin=message.sender_oin, legal_basis=decision.basis, rule=decision.rule, **base)
+        if not decision.allowed:
+            uow.audit("deny", decision.deny_reason or "deny", detail=f"read: {decision.explanation}", **common)
+            denial = Problem(policy.DENY_PROBLEM[decision.deny_reason], decision.explanation)
+        else:
+            denial = None
+            uow.audit("read", decision.outcome, **common)
+            for w in decision.withheld:
+                uow.audit("redact", "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
+            if delivery.first_read_at is None:
+                delivery.first_read_at = uow.now
+                if delivery.status == "delivered":
+                    delivery.status = "read"
+                session.add(delivery)
+                uow.emit("message.read", message.subject_id, {
+                    "messageId": message.id, "messageType": message.type, "subjectId": message.subject_id,
+                    "senderOin": message.sender_oin, "recipientOin": caller.oin, "purpose": purpose,
+                    "parties": sorted({message.sender_oin, caller.oin}),
+                })
+    if denial is not None:  # the denial's audit record is committed; now answer
+        raise denial
+    return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
+                 policy.redactions(decision), decision.basis, decision.rule)
+
+
+def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule) -> MessageView:
+    return MessageView(
+        id=message.id, type=message.type, version=message.version, sender_oin=message.sender_oin,
+        subject_id=message.subject_id, purpose=message.purpose, read_purpose=purpose, legal_basis=basis, rule=rule,
+        created_at=message.created_at, due_date=message.due_date, in_reply_to=message.in_reply_to,
+        redactions=redactions, payload=payload,
+    )

@@ -1,0 +1,46 @@
+"""Subject pseudonyms: find or create the subject behind a BSN/SKN. Only the pseudonym is kept."""
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from gateway.db.models import SubjectIdentifier, SubjectRecord
+from gateway.pseudonym import Pseudonymizer
+
+
+def identifiers(bsn: str | None, skn: str | None) -> list[tuple[str, str]]:
+    return [(kind, value) for kind, value in (("bsn", bsn), ("skn", skn)) if value]
+
+
+async def find_subject(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: str | None, skn: str | None) -> str | None:
+    hashes = [pseudonyms.identifier_hash(k, v) for k, v in identifiers(bsn, skn)]
+    if not hashes:
+        return None
+    rows = (await session.exec(select(SubjectIdentifier).where(SubjectIdentifier.identifier_hash.in_(hashes)))).all()
+    by_hash = {r.identifier_hash: r.subject_id for r in rows}
+    for h in hashes:  # BSN first: it wins when both are known under different subjects
+        if h in by_hash:
+            return by_hash[h]
+    return None
+
+
+def _insert(session: AsyncSession):
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def ensure_subject(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: str | None, skn: str | None, now) -> str:
+    """The subject's pseudonym, creating it (and linking every given identifier) inside the caller's
+    transaction. Idempotent under concurrency: inserts are ON CONFLICT DO NOTHING."""
+    ids = identifiers(bsn, skn)
+    subject_id = await find_subject(session, pseudonyms, bsn, skn) or pseudonyms.subject_id(*ids[0])
+    insert = _insert(session)
+    await session.exec(insert(SubjectRecord).values(id=subject_id, created_at=now).on_conflict_do_nothing())
+    for kind, value in ids:
+        await session.exec(
+            insert(SubjectIdentifier)
+            .values(identifier_hash=pseudonyms.identifier_hash(kind, value), subject_id=subject_id)
+            .on_conflict_do_nothing()
+        )
+    return subject_id

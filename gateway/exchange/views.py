@@ -1,0 +1,24 @@
+"""Turn stored rows into the API's views (one place, used by send, read and the lists)."""
+from __future__ import annotations
+
+from gateway.db.models import Delivery, Message
+from gateway.schemas import DeliveryStatus, MessageSummary, Redaction
+
+
+def delivery_status(d: Delivery) -> DeliveryStatus:
+    return DeliveryStatus(
+        recipient_oin=d.recipient_oin, recipient_kind=d.recipient_kind, status=d.status,
+        decision=d.decision["outcome"], rule=d.decision.get("rule"), legal_basis=d.decision.get("legalBasis"),
+        redactions=[Redaction.model_validate(r) for r in d.decision.get("redactions", [])],
+        delivered_at=d.created_at, first_read_at=d.first_read_at, acknowledgement=d.acknowledgement,
+        acknowledgement_reason=d.acknowledgement_reason, acknowledged_at=d.acknowledged_at,
+        replied_at=d.replied_at, purged_at=d.purged_at,
+    )
+
+
+def message_summary(m: Message, deliveries: list[Delivery]) -> MessageSummary:
+    return MessageSummary(
+        id=m.id, type=m.type, version=m.version, sender_oin=m.sender_oin, subject_id=m.subject_id,
+        purpose=m.purpose, created_at=m.created_at, due_date=m.due_date, in_reply_to=m.in_reply_to,
+        deliveries=[delivery_status(d) for d in deliveries],
+    )

@@ -1,0 +1,27 @@
+"""Key rotation for data at rest: re-wrap data keys under the newest ring key."""
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from gateway.crypto import Sealed
+from gateway.db.models import Message, Subscription
+from gateway.services import Services
+
+
+async def rewrap_all(services: Services, batch: int = 500) -> int:
+    ring, done = services.keyring, 0
+    for model, ct, wk, kid in ((Message, "payload_ciphertext", "wrapped_key", "key_id"),
+                               (Subscription, "secret_ciphertext", "secret_wrapped_key", "secret_key_id")):
+        while True:
+            async with services.db.write() as session:
+                rows = (await session.exec(select(model).where(
+                    getattr(model, kid) != ring.current_id, col(getattr(model, ct)).is_not(None)).limit(batch))).all()
+                for row in rows:
+                    sealed = ring.rewrap(Sealed(getattr(row, ct), getattr(row, wk), getattr(row, kid)))
+                    setattr(row, wk, sealed.wrapped_key)
+                    setattr(row, kid, sealed.key_id)
+                    session.add(row)
+            done += len(rows)
+            if len(rows) < batch:
+                break
+    return done

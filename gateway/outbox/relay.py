@@ -1,0 +1,141 @@
+"""The outbox relay: publishes outbox rows to Kafka, at least once.
+
+A row is marked published only after the broker acknowledged it. Several relays may run: each claims a
+batch under a lease (claims are taken one relay at a time, a PostgreSQL advisory lock or SQLite's single
+writer), and skips rows whose subject has an earlier row leased to another relay, so events of one
+subject keep their order. A relay that dies leaves its lease to expire; another takes the rows over
+(consumers deduplicate by event id). The producer needs neither idempotence nor transactions, so the
+same settings work on Apache Kafka and on the loopback Tansu broker."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy import and_, exists, or_, text, update
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+
+from gateway.backoff import exponential_jitter
+from gateway.db.models import OutboxEvent
+from gateway.metrics import EVENTS_PUBLISHED, RELAY_ERRORS
+from gateway.outbox.cloudevent import to_kafka
+from gateway.services import Services
+
+log = logging.getLogger("brb.relay")
+CLAIM_LOCK = 7_340_118  # advisory lock id for claiming outbox rows
+
+
+def producer_for(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5,
+        request_timeout_ms=10_000, retry_backoff_ms=200, client_id="brb-relay",
+    )
+
+
+class Relay:
+    def __init__(self, services: Services, name: str | None = None):
+        self.services = services
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._producer: AIOKafkaProducer | None = None
+        self._wait = exponential_jitter(0.5, 30.0, 0.5)
+
+    async def claim(self) -> list[OutboxEvent]:
+        settings = self.services.settings
+        async with self.services.db.write() as session:
+            if session.bind.dialect.name == "postgresql":
+                await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=CLAIM_LOCK))
+            now = self.services.clock.now()
+            earlier = aliased(OutboxEvent)
+            held_elsewhere = exists().where(
+                earlier.key == OutboxEvent.key, earlier.id < OutboxEvent.id, earlier.published_at.is_(None),
+                earlier.claimed_until >= now, earlier.claimed_by != self.name,
+            )
+            rows = (await session.exec(
+                select(OutboxEvent).where(
+                    OutboxEvent.published_at.is_(None),
+                    or_(OutboxEvent.claimed_until.is_(None), OutboxEvent.claimed_until < now, OutboxEvent.claimed_by == self.name),
+                    ~held_elsewhere,
+                ).order_by(col(OutboxEvent.id)).limit(settings.relay_batch_size)
+            )).all()
+            until = now + timedelta(seconds=settings.relay_lease_seconds)
+            for row in rows:
+                row.claimed_by, row.claimed_until, row.attempts = self.name, until, row.attempts + 1
+                session.add(row)
+        return list(rows)
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = producer_for(self.services.settings.kafka_bootstrap_servers)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception:  # noqa: BLE001 - a broken producer may fail to stop; it is discarded anyway
+                pass
+
+    async def publish_once(self) -> int:
+        """Claim one batch and publish it; returns how many rows were confirmed by the broker."""
+        rows = await self.claim()
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        futures = []
+        for row in rows:
+            msg = to_kafka(row)
+            futures.append(await producer.send(row.topic, value=msg.value, key=msg.key, headers=list(msg.headers.items())))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed_keys: set[str] = set()
+        confirmed: list[int] = []
+        for row, result in zip(rows, results):
+            if isinstance(result, BaseException) or row.key in failed_keys:
+                failed_keys.add(row.key)  # keep per-subject order: nothing after a failure counts
+                continue
+            confirmed.append(row.id)
+        if confirmed:
+            async with self.services.db.write() as session:
+                await session.exec(
+                    update(OutboxEvent).where(and_(col(OutboxEvent.id).in_(confirmed), OutboxEvent.claimed_by == self.name))
+                    .values(published_at=self.services.clock.now(), claimed_until=None)
+                )
+            EVENTS_PUBLISHED.inc(len(confirmed))
+        if failed_keys:
+            raise KafkaError(f"{len(rows) - len(confirmed)} event(s) not acknowledged by the broker")
+        return len(confirmed)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                published = await self.publish_once()
+                attempt = 0
+                delay = 0 if published else self.services.settings.relay_idle_seconds
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                attempt += 1
+                RELAY_ERRORS.inc()
+                delay = self._wait(attempt)
+                log.warning("relay: broker not reachable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+                await self._drop_producer()
+            if delay:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
+        await self._drop_producer()
+

@@ -1,0 +1,101 @@
+"""What a request needs, built once per app from the settings: database, keys, catalogue, clock."""
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+import consent
+from consent.catalogue import Catalogue
+from gateway.audit.chain import AuditChain, AuditEntry
+from gateway.clock import Clock
+from gateway.crypto import KeyRing
+from gateway.db.engine import Database, create_engine
+from gateway.outbox.events import new_event
+from gateway.pseudonym import Pseudonymizer
+from gateway.settings import Settings
+
+
+@dataclass
+class Actor:
+    """Who is acting in a unit of work: the calling organisation and its token, or the system."""
+
+    oin: str
+    kind: str
+    token_id: str | None = None
+    scope: str | None = None
+
+
+SYSTEM = Actor(oin="00000000000000000000", kind="system")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    keyring: KeyRing
+    pseudonyms: Pseudonymizer
+    audit: AuditChain
+    catalogue: Catalogue
+    clock: Clock = field(default_factory=Clock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Services":
+        settings.require_secrets()
+        return cls(
+            settings=settings,
+            db=Database(create_engine(settings.database_url, settings.database_schema)),
+            keyring=KeyRing.parse(settings.encryption_keys.get_secret_value()),
+            pseudonyms=Pseudonymizer(settings.pseudonym_key.get_secret_value().encode()),
+            audit=AuditChain(settings.audit_chain_key.get_secret_value().encode()),
+            catalogue=consent.load(),
+        )
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return {"events": self.settings.events_topic, "audit": self.settings.audit_topic}
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self, actor: Actor, trace_id: str | None = None) -> AsyncIterator["UnitOfWork"]:
+        """ONE transaction: the caller's rows, then its audit records and outbox rows, then commit."""
+        async with self.db.write() as session:
+            uow = UnitOfWork(self, session, actor, trace_id or uuid.uuid4().hex)
+            yield uow
+            await uow.seal()
+
+
+class UnitOfWork:
+    def __init__(self, services: Services, session: AsyncSession, actor: Actor, trace_id: str):
+        self.services = services
+        self.session = session
+        self.actor = actor
+        self.trace_id = trace_id
+        self.now = services.clock.now()
+        self._audit: list[AuditEntry] = []
+
+    def audit(self, activity: str, outcome: str, **kwargs) -> None:
+        self._audit.append(AuditEntry(activity=activity, actor_oin=self.actor.oin, outcome=outcome, **kwargs))
+
+    def emit(self, type_: str, key: str, data: dict) -> None:
+        self.session.add(new_event(type_, key, data, self.now, self.services.topics))
+
+    async def seal(self) -> None:
+        records = await self.services.audit.append(
+            self.session, self._audit, trace_id=self.trace_id, token_id=self.actor.token_id,
+            scope=self.actor.scope, now=self.now,
+        )
+        for r in records:
+            self.emit("audit.recorded", r.subject_id or r.actor_oin, audit_event_data(r))
+
+
+def audit_event_data(r) -> dict:
+    return {
+        "seq": r.seq, "auditId": r.id, "traceId": r.trace_id, "activity": r.activity, "actorOin": r.actor_oin,
+        "counterpartyOin": r.counterparty_oin, "subjectId": r.subject_id, "messageId": r.message_id,
+        "purpose": r.purpose, "legalBasis": r.legal_basis, "rule": r.rule, "outcome": r.outcome,
+        "recordedAt": r.recorded_at.isoformat(), "hash": r.hash,
+        "parties": sorted({p for p in (r.actor_oin, r.counterparty_oin) if p}),
+    }

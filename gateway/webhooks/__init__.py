@@ -1,0 +1,1 @@
+"""Webhook subscriptions and the dispatcher (a Kafka consumer group) with signed, retried callbacks."""
