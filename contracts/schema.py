@@ -27,6 +27,55 @@ def render(model) -> str:
     return json.dumps(generate(model), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+def field_types(schema: dict) -> dict[str, str]:
+    """Every property path of a schema -> its type signature (refs resolved, unions flattened).
+    Used to prove a released version never loses or retypes a field."""
+    defs = schema.get("$defs", {})
+    out: dict[str, str] = {}
+
+    def signature(node: dict) -> str:
+        if "$ref" in node:
+            return "object:" + node["$ref"].rsplit("/", 1)[-1]
+        if "anyOf" in node or "oneOf" in node:
+            return "|".join(sorted(signature(n) for n in node.get("anyOf", node.get("oneOf", []))))
+        if "enum" in node:
+            return "enum"
+        if "const" in node:
+            return "const"
+        if node.get("type") == "array":
+            return "array<" + signature(node.get("items", {})) + ">"
+        return str(node.get("type", "any"))
+
+    def walk(node: dict, path: str, seen: tuple[str, ...]) -> None:
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(defs[name], path, seen + (name,))
+            return
+        for variant in node.get("anyOf", []) + node.get("oneOf", []):
+            walk(variant, path, seen)
+        if node.get("type") == "array" and isinstance(node.get("items"), dict):
+            walk(node["items"], path + "/*", seen)
+        for name, prop in node.get("properties", {}).items():
+            out[f"{path}/{name}"] = signature(prop)
+            walk(prop, f"{path}/{name}", seen)
+
+    walk(schema, "", ())
+    return out
+
+
+def lock_file(version: int) -> Path:
+    return SCHEMA_DIR / f"v{version}" / "fields.lock.json"
+
+
+def write_lock(version: int = 1) -> Path:
+    """Record the released field map of a version (run once per release; only ever add to it)."""
+    lock = {m.MESSAGE_TYPE: field_types(generate(m)) for m in MODELS if m.VERSION == version}
+    path = lock_file(version)
+    path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
 def write_all() -> list[Path]:
     written = []
     for model in MODELS:
@@ -38,5 +87,7 @@ def write_all() -> list[Path]:
 
 
 if __name__ == "__main__":
+    if "--lock" in sys.argv:
+        print(write_lock(), file=sys.stderr)
     for p in write_all():
         print(p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p, file=sys.stderr)

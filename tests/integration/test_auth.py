@@ -1,0 +1,163 @@
+"""JWT attack matrix (DESIGN §4): each case asserts status and problem type."""
+import base64
+import json
+import time
+import uuid
+
+import httpx
+import jwt
+import pytest
+
+from gateway.app import create_app
+from gateway.auth.mint import mint, new_key_pair
+from gateway.problems import PROBLEM_BASE
+from gateway.services import Services
+
+INBOX = "/api/v1/inbox"
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def claims(org, **overrides):
+    now = int(time.time())
+    values = {"iss": org.oin, "sub": org.oin, "aud": org.audience, "iat": now, "exp": now + 300,
+              "jti": uuid.uuid4().hex, "scope": org.scopes}
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def signed(org, **overrides) -> str:
+    key = jwt.PyJWK(org.private_jwk, algorithm="ES256").key
+    return jwt.encode(claims(org, **overrides), key, algorithm="ES256", headers={"kid": org.private_jwk["kid"]})
+
+
+async def call(client, token):
+    return await client.get(INBOX, headers={"Authorization": f"Bearer {token}"})
+
+
+def assert_problem(r, status, slug):
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["type"] == PROBLEM_BASE + slug and body["status"] == status and body["detail"]
+
+
+async def test_a_valid_token_is_accepted(client, orgs):
+    r = await call(client, signed(orgs.amsterdam))
+    assert r.status_code == 200 and r.json() == {"items": [], "nextCursor": None}
+
+
+async def test_alg_none_is_rejected(client, orgs):
+    token = f"{b64({'alg': 'none', 'kid': orgs.amsterdam.private_jwk['kid']})}.{b64(claims(orgs.amsterdam))}."
+    assert_problem(await call(client, token), 401, "invalid-token")
+
+
+async def test_hs256_signed_with_the_public_key_is_rejected(client, orgs):
+    public_pem = jwt.PyJWK({k: v for k, v in orgs.amsterdam.private_jwk.items() if k != "d"}, algorithm="ES256").key
+    from cryptography.hazmat.primitives import serialization
+
+    pem = public_pem.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = b64({"alg": "HS256", "typ": "JWT", "kid": orgs.amsterdam.private_jwk["kid"]})
+    body = b64(claims(orgs.amsterdam))
+    import hashlib
+    import hmac
+
+    sig = base64.urlsafe_b64encode(hmac.new(pem, f"{header}.{body}".encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    r = await call(client, f"{header}.{body}.{sig}")
+    assert_problem(r, 401, "invalid-token")
+    assert "HS256" in r.json()["detail"]
+
+
+async def test_expired_token_is_rejected(client, orgs):
+    now = int(time.time())
+    r = await call(client, signed(orgs.amsterdam, iat=now - 900, exp=now - 300))
+    assert_problem(r, 401, "invalid-token")
+    assert "expired" in r.json()["detail"]
+
+
+async def test_nbf_in_the_future_is_rejected(client, orgs):
+    r = await call(client, signed(orgs.amsterdam, nbf=int(time.time()) + 600))
+    assert_problem(r, 401, "invalid-token")
+    assert "not valid yet" in r.json()["detail"]
+
+
+async def test_exp_more_than_an_hour_ahead_is_rejected(client, orgs):
+    r = await call(client, signed(orgs.amsterdam, exp=int(time.time()) + 2 * 3600))
+    assert_problem(r, 401, "invalid-token")
+
+
+async def test_wrong_audience_is_rejected(client, orgs):
+    assert_problem(await call(client, signed(orgs.amsterdam, aud="urn:other:gateway")), 401, "invalid-token")
+
+
+async def test_unknown_kid_is_rejected(client, orgs):
+    private, _public = new_key_pair("never-registered")
+    r = await call(client, mint(private, orgs.amsterdam.oin, orgs.amsterdam.audience, orgs.amsterdam.scopes))
+    assert_problem(r, 401, "invalid-token")
+    assert "unknown kid" in r.json()["detail"]
+
+
+async def test_token_signed_by_another_key_under_a_registered_kid_is_rejected(client, orgs):
+    private, _ = new_key_pair(orgs.amsterdam.private_jwk["kid"])
+    r = await call(client, mint(private, orgs.amsterdam.oin, orgs.amsterdam.audience, orgs.amsterdam.scopes))
+    assert_problem(r, 401, "invalid-token")
+
+
+async def test_revoked_key_is_rejected(client, orgs):
+    kid = orgs.amsterdam.private_jwk["kid"]
+    r = await client.post(f"/api/v1/organisations/{orgs.amsterdam.oin}/keys/{kid}/revocation", headers=orgs.operator.headers())
+    assert r.status_code == 201 and r.json()["revokedAt"]
+    r = await call(client, signed(orgs.amsterdam))
+    assert_problem(r, 401, "invalid-token")
+    assert "revoked" in r.json()["detail"]
+
+
+async def test_unregistered_issuer_is_rejected(client, orgs):
+    private, _ = new_key_pair("k1")
+    r = await call(client, mint(private, "00000001099999999000", orgs.amsterdam.audience, "messages:read"))
+    assert_problem(r, 401, "invalid-token")
+
+
+async def test_iss_other_than_sub_is_rejected(client, orgs):
+    assert_problem(await call(client, signed(orgs.amsterdam, sub=orgs.rotterdam.oin)), 401, "invalid-token")
+
+
+async def test_replayed_jti_is_rejected(client, orgs):
+    token = signed(orgs.amsterdam)
+    assert (await call(client, token)).status_code == 200
+    assert_problem(await call(client, token), 401, "token-replayed")
+
+
+async def test_replayed_jti_is_rejected_after_a_gateway_restart(services, orgs):
+    token = signed(orgs.amsterdam)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services=services)), base_url="http://a") as first:
+        assert (await call(first, token)).status_code == 200
+    restarted = Services.from_settings(services.settings)  # a new process: nothing shared but the database
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services=restarted)), base_url="http://b") as second:
+            assert_problem(await call(second, token), 401, "token-replayed")
+    finally:
+        await restarted.db.dispose()
+
+
+async def test_missing_scope_is_forbidden(client, orgs):
+    assert_problem(await call(client, signed(orgs.amsterdam, scope="consents:read")), 403, "insufficient-scope")
+
+
+async def test_a_scope_the_organisation_kind_may_not_hold_is_not_granted(client, orgs):
+    token = signed(orgs.amsterdam, scope="messages:read audit:read-all admin")
+    r = await client.get("/api/v1/audit/records", headers={"Authorization": f"Bearer {token}"})
+    assert_problem(r, 403, "insufficient-scope")
+
+
+@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer not.a.jwt", "Bearer a.b", "Bearer ..."])
+async def test_malformed_authorization_header_is_rejected(client, header):
+    r = await client.get(INBOX, headers={"Authorization": header} if header else {})
+    assert_problem(r, 401, "invalid-token")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_missing_jti_is_rejected(client, orgs):
+    assert_problem(await call(client, signed(orgs.amsterdam, jti=None)), 401, "invalid-token")
