@@ -81,7 +81,7 @@ async def services(database):
 @pytest.fixture
 async def client(services):
     app = create_app(services=services)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gateway") as c:
         yield c
 
 
