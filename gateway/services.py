@@ -88,14 +88,15 @@ class UnitOfWork:
             scope=self.actor.scope, now=self.now,
         )
         for r in records:
-            self.emit("audit.recorded", r.subject_id or r.actor_oin, audit_event_data(r))
+            self.emit("audit.recorded", r["subject_id"] or r["actor_oin"], audit_event_data(r))
 
 
-def audit_event_data(r) -> dict:
+def audit_event_data(r: dict) -> dict:
+    """The audit stream's event: the pseudonymous record (no free-text detail)."""
     return {
-        "seq": r.seq, "auditId": r.id, "traceId": r.trace_id, "activity": r.activity, "actorOin": r.actor_oin,
-        "counterpartyOin": r.counterparty_oin, "subjectId": r.subject_id, "messageId": r.message_id,
-        "purpose": r.purpose, "legalBasis": r.legal_basis, "rule": r.rule, "outcome": r.outcome,
-        "recordedAt": r.recorded_at.isoformat(), "hash": r.hash,
-        "parties": sorted({p for p in (r.actor_oin, r.counterparty_oin) if p}),
+        "seq": r["seq"], "auditId": r["id"], "traceId": r["trace_id"], "activity": r["activity"],
+        "actorOin": r["actor_oin"], "counterpartyOin": r["counterparty_oin"], "subjectId": r["subject_id"],
+        "messageId": r["message_id"], "purpose": r["purpose"], "legalBasis": r["legal_basis"], "rule": r["rule"],
+        "outcome": r["outcome"], "recordedAt": r["recorded_at"].isoformat(), "hash": r["hash"],
+        "parties": sorted({p for p in (r["actor_oin"], r["counterparty_oin"]) if p}),
     }

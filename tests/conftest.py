@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -71,6 +72,20 @@ def test_settings(db: TestDatabase, **overrides) -> Settings:
     return Settings(**values)
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the environment of a gateway process started by a test."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        secret = getattr(settings, name)
+        if hasattr(secret, "get_secret_value"):
+            value = secret.get_secret_value()
+        if value is None:
+            continue
+        env["BRB_" + name.upper()] = value if isinstance(value, str) else json.dumps(value)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    return env
+
+
 @pytest.fixture
 async def services(database):
     svc = Services.from_settings(test_settings(database))
@@ -83,6 +98,25 @@ async def client(services):
     app = create_app(services=services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gateway") as c:
         yield c
+
+
+@pytest.fixture
+async def live_server(services):
+    """The app served by uvicorn on a loopback port, in this event loop: a real HTTP connection
+    (httpx's ASGI transport buffers whole responses, so streaming needs this)."""
+    import uvicorn
+
+    from gateway.broker import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,10 +45,11 @@ CHAINED_FIELDS = (
 )
 
 
-def canonical(record: AuditRecord) -> bytes:
+def canonical(record: AuditRecord | dict) -> bytes:
+    get = record.get if isinstance(record, dict) else lambda name: getattr(record, name)
     values = []
     for name in CHAINED_FIELDS:
-        value = getattr(record, name)
+        value = get(name)
         values.append(value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value)
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -56,32 +58,30 @@ class AuditChain:
     def __init__(self, key: bytes):
         self._key = key
 
-    def digest(self, prev_hash: str, record: AuditRecord) -> str:
+    def digest(self, prev_hash: str, record: AuditRecord | dict) -> str:
         return hmac.new(self._key, prev_hash.encode() + b"|" + canonical(record), hashlib.sha256).hexdigest()
 
     async def append(
         self, session: AsyncSession, entries: list[AuditEntry], *, trace_id: str, token_id: str | None,
         scope: str | None, now: datetime,
-    ) -> list[AuditRecord]:
+    ) -> list[dict]:
+        """Append ``entries`` in order; returns the stored rows as dicts (one bulk insert)."""
         if not entries:
             return []
         head = (await session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update())).one()
         seq, prev = head.seq, head.hash
-        records = []
+        rows = []
         for entry in entries:
             seq += 1
-            record = AuditRecord(
-                seq=seq, id=str(uuid.uuid4()), trace_id=trace_id, token_id=token_id, scope=scope,
-                recorded_at=now, prev_hash=prev, hash="",
-                **{f.name: getattr(entry, f.name) for f in fields(entry)},
-            )
-            record.hash = self.digest(prev, record)
-            prev = record.hash
-            session.add(record)
-            records.append(record)
+            row = {f.name: getattr(entry, f.name) for f in fields(entry)}
+            row.update(seq=seq, id=str(uuid.uuid4()), trace_id=trace_id, token_id=token_id, scope=scope,
+                       recorded_at=now, prev_hash=prev)
+            row["hash"] = prev = self.digest(prev, row)
+            rows.append(row)
+        await session.exec(insert(AuditRecord.__table__), params=rows)  # core executemany: one round trip
         head.seq, head.hash = seq, prev
         session.add(head)
-        return records
+        return rows
 
 
 @dataclass(frozen=True)
