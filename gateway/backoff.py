@@ -14,5 +14,5 @@ class _Attempt:
 
 
 def exponential_jitter(initial: float, maximum: float, jitter: float) -> Callable[[int], float]:
-    strategy = wait_exponential_jitter(initial=initial, max=maximum, jitter=jitter)
+    strategy = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=jitter)
     return lambda attempt: strategy(_Attempt(attempt))

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = 200
     relay_idle_seconds: float = 0.2
     relay_lease_seconds: float = 30.0
+    broker_backoff_max_seconds: float = Field(30.0, description="longest wait between tries to reach Kafka (relay, dispatcher)")
     webhook_max_attempts: int = 8
     webhook_backoff_base_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0

@@ -58,7 +58,7 @@ async def database(request, tmp_path):
         await admin.dispose()
 
 
-def test_settings(db: TestDatabase, **overrides) -> Settings:
+def settings_for(db: TestDatabase, **overrides) -> Settings:
     values = dict(
         database_url=db.url, database_schema=db.schema,
         pseudonym_key="test-pseudonym-key-" + "x" * 16,
@@ -88,7 +88,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 async def services(database):
-    svc = Services.from_settings(test_settings(database))
+    svc = Services.from_settings(settings_for(database))
     yield svc
     await svc.db.dispose()
 

@@ -43,7 +43,7 @@ class Relay:
         self.services = services
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._producer: AIOKafkaProducer | None = None
-        self._wait = exponential_jitter(0.5, 30.0, 0.5)
+        self._wait = exponential_jitter(0.5, services.settings.broker_backoff_max_seconds, 0.5)
 
     async def claim(self) -> list[OutboxEvent]:
         settings = self.services.settings

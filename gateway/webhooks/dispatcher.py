@@ -53,7 +53,7 @@ class Dispatcher:
         self.client = client or httpx.AsyncClient(timeout=services.settings.webhook_timeout_seconds)
         s = services.settings
         self._wait = exponential_jitter(s.webhook_backoff_base_seconds, s.webhook_backoff_max_seconds, s.webhook_backoff_base_seconds)
-        self._broker_wait = exponential_jitter(0.5, 30.0, 0.5)
+        self._broker_wait = exponential_jitter(0.5, s.broker_backoff_max_seconds, 0.5)
 
     async def consume(self, stop: asyncio.Event) -> None:
         settings = self.services.settings
@@ -62,6 +62,7 @@ class Dispatcher:
             consumer = AIOKafkaConsumer(
                 settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=GROUP,
                 enable_auto_commit=False, auto_offset_reset="earliest", client_id="brb-dispatcher",
+                metadata_max_age_ms=3000,  # notice a topic created after we subscribed (first event) within seconds
             )
             try:
                 await consumer.start()

@@ -223,9 +223,9 @@ async def test_rate_limit_answers_429_with_retry_after(database):
 
     from gateway.app import create_app
     from gateway.services import Services
-    from tests.conftest import register_demo_organisations, test_settings
+    from tests.conftest import register_demo_organisations, settings_for
 
-    svc = Services.from_settings(test_settings(database, rate_limit_per_minute=3))
+    svc = Services.from_settings(settings_for(database, rate_limit_per_minute=3))
     try:
         orgs = await register_demo_organisations(svc)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services=svc)), base_url="http://g") as c:
