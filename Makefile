@@ -36,7 +36,7 @@ schemas: $(BIN)/.installed
 
 ## bench: the performance figures (ratios against a baseline measured in the same run)
 bench: $(BIN)/.installed
-	$(BIN)/python bench/benchmark.py
+	$(BIN)/python bench/benchmark.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .var

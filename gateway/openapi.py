@@ -28,6 +28,13 @@ PROBLEM_SCHEMA = {
     },
     "required": ["status", "title", "detail"],
 }
+TAGS = [
+    {"name": "messages", "description": "Send, receive, read and acknowledge messages"},
+    {"name": "consents", "description": "The detainee's consent: record, list, withdraw"},
+    {"name": "audit", "description": "The processing log for audit officers and the inspectorate"},
+    {"name": "subscriptions", "description": "Webhooks and their dead letters"},
+    {"name": "organisations", "description": "The organisation registry (operator only)"},
+]
 COMMON_ERRORS = {"400", "401", "403", "404", "413", "422", "429", "500"}
 WRITE_ERRORS = {"409", "415"}
 
@@ -51,6 +58,7 @@ def build(app: FastAPI) -> dict:
             "and the scopes you need. A BSN never appears in a URL: subjects are addressed by pseudonym (`subjectId`)."
         ),
         routes=app.routes,
+        tags=TAGS,
     )
     doc["info"]["contact"] = {
         "name": "Berichtenbox Re-integratie service desk",

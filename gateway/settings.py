@@ -1,6 +1,7 @@
 """Every setting of the gateway, documented once, here. Read from the environment (prefix ``BRB_``)."""
 from __future__ import annotations
 
+import os
 from functools import cached_property
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -8,7 +9,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BRB_", env_file=None, extra="ignore")
+    # Secrets may also be files named after the variable (brb_pseudonym_key, ...) in BRB_SECRETS_DIR,
+    # e.g. /run/secrets for Docker/Kubernetes secrets.
+    model_config = SettingsConfigDict(env_prefix="BRB_", env_file=None, extra="ignore",
+                                      secrets_dir=os.environ.get("BRB_SECRETS_DIR"))
 
     # --- storage -----------------------------------------------------------------------------
     database_url: str = Field("sqlite+aiosqlite:///./.var/brb.sqlite3", description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…")

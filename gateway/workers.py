@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from gateway.exchange.retention import purge_due
-from gateway.outbox.relay import Relay
+from gateway.outbox.relay import Relay, prune_published
 from gateway.services import Services
 from gateway.webhooks.dispatcher import Dispatcher
 
@@ -18,8 +18,9 @@ async def retention_loop(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             purged = await purge_due(services)
-            if purged:
-                log.info("retention: purged %d cop(ies)", purged)
+            pruned = await prune_published(services)
+            if purged or pruned:
+                log.info("retention: purged %d cop(ies), pruned %d published outbox row(s)", purged, pruned)
         except Exception as exc:  # noqa: BLE001 - try again next round
             log.warning("retention round failed: %s", exc.__class__.__name__)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -48,6 +48,7 @@ async def records(
     f: queries.AuditFilter = Depends(audit_filter), cursor: str | None = None, size: int = Depends(page_size),
     caller: Caller = Auditor, svc=Depends(services),
 ) -> AuditPage:
+    """Audit records you may see (`audit:read`: your own organisation; `audit:read-all`: all), filtered and cursor-paged. The query is itself audited."""
     try:
         after = int(cursor) if cursor else 0
     except ValueError:
@@ -63,6 +64,7 @@ async def export(
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl")] = "jsonl",
     caller: Caller = Auditor, svc=Depends(services),
 ) -> StreamingResponse:
+    """The same records streamed as CSV or JSON lines, in bounded memory. The export is itself audited."""
     body = await queries.export(svc, caller, f, format)
     media = "text/csv" if format == "csv" else "application/x-ndjson"
     return StreamingResponse(body, media_type=media,
@@ -72,6 +74,7 @@ async def export(
 @router.post("/subject-report", summary="Every processing about one person (AVG art. 15), JSON or HTML",
              responses={200: {"content": {"text/html": {}}}})
 async def subject_report(request: Request, body: SubjectIdentifiers, caller: Caller = Auditor, svc=Depends(services)) -> SubjectReport:
+    """Every processing about one person (AVG art. 15 inzage), found by BSN or SKN in the body. JSON, or a readable HTML document with `Accept: text/html`."""
     if not (body.bsn or body.skn):
         raise Problem("validation-failed", field_detail([("/", "give a bsn or an skn")]))
     subject_id = await subject_id_for(svc, body)
@@ -87,5 +90,6 @@ async def subject_report(request: Request, body: SubjectIdentifiers, caller: Cal
 @router.get("/verify", summary="Verify the hash chain, in full or from a record on",
             dependencies=[Depends(require("audit:read", "audit:read-all", "admin"))])
 async def verify(from_seq: Annotated[int, Query(alias="fromSeq", ge=1)] = 1, svc=Depends(services)) -> VerifyReport:
+    """Walk the hash chain, in full or from `fromSeq`, and report it intact or name the first broken record and why."""
     result = await queries.verify_chain(svc, from_seq)
     return VerifyReport(**result.__dict__)

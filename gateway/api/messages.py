@@ -38,6 +38,7 @@ async def post_message(
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
     caller: Caller = Sender, svc=Depends(services),
 ) -> MessageReceipt:
+    """Validate the payload against its contract, decide policy per recipient, and store the message, its deliveries, audit records and events in one transaction. Send an `Idempotency-Key`: the same key and body answer the first receipt again; the same key with another body is a 409."""
     return await send_message(svc, caller, body, idempotency_key)
 
 
@@ -47,6 +48,7 @@ async def sent_messages(
     f: listing.ListFilter = Depends(list_filter), cursor: str | None = None, size: int = Depends(page_size),
     caller: Caller = Reader, svc=Depends(services),
 ) -> MessagePage:
+    """Messages your organisation sent, oldest first, with every recipient's delivery, read and acknowledgement status. Filter with `type`, `status`, `subjectId`, `since`, `until`, `open`; page with `cursor`."""
     return await listing.sent(svc, caller, f, cursor, size)
 
 
@@ -55,11 +57,13 @@ async def inbox(
     f: listing.ListFilter = Depends(list_filter), cursor: str | None = None, size: int = Depends(page_size),
     caller: Caller = Reader, svc=Depends(services),
 ) -> MessagePage:
+    """Messages delivered to your organisation, oldest first, without payload. Poll onwards with `cursor`; `open=true` lists information-requests you have not answered yet."""
     return await listing.inbox(svc, caller, f, cursor, size)
 
 
 @router.get("/messages/{message_id}", summary="Read a message for a stated purpose")
 async def get_message(message_id: str, purpose: Purpose, caller: Caller = Reader, svc=Depends(services)) -> MessageView:
+    """The message with the payload as you may see it now: policy is decided again for the purpose you state and the consents in force now. Withheld sections are listed in `redactions`. 404 when you are no party; 410 after the retention purge."""
     return await read_message(svc, caller, message_id, purpose)
 
 
@@ -67,9 +71,11 @@ async def get_message(message_id: str, purpose: Purpose, caller: Caller = Reader
 async def post_acknowledgement(
     message_id: str, body: AcknowledgementRequest, caller: Caller = Reader, svc=Depends(services),
 ) -> DeliveryStatus:
+    """Tell the sender you `received`, `accepted` or `rejected` (with a reason) the message."""
     return await acknowledge(svc, caller, message_id, body)
 
 
 @router.get("/messages/{message_id}/deliveries", summary="Delivery, read and acknowledgement status per recipient")
 async def get_deliveries(message_id: str, caller: Caller = Reader, svc=Depends(services)) -> list[DeliveryStatus]:
+    """For the sender: delivery, read, acknowledgement and reply status per recipient, with the decision and redactions."""
     return await listing.deliveries(svc, caller, message_id)

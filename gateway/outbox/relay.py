@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from sqlalchemy import and_, exists, or_, text, update
+from sqlalchemy import and_, delete, exists, or_, text, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -64,9 +64,9 @@ class Relay:
                 ).order_by(col(OutboxEvent.id)).limit(settings.relay_batch_size)
             )).all()
             until = now + timedelta(seconds=settings.relay_lease_seconds)
-            for row in rows:
-                row.claimed_by, row.claimed_until, row.attempts = self.name, until, row.attempts + 1
-                session.add(row)
+            if rows:  # one statement for the whole batch
+                await session.exec(update(OutboxEvent).where(col(OutboxEvent.id).in_([r.id for r in rows]))
+                                   .values(claimed_by=self.name, claimed_until=until, attempts=OutboxEvent.attempts + 1))
         return list(rows)
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
@@ -139,3 +139,10 @@ class Relay:
                 await asyncio.sleep(0)
         await self._drop_producer()
 
+
+
+async def prune_published(services: Services, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delete outbox rows Kafka confirmed long ago (Kafka and the audit log keep what matters)."""
+    async with services.db.write() as session:
+        result = await session.exec(delete(OutboxEvent).where(OutboxEvent.published_at < services.clock.now() - older_than))
+        return result.rowcount or 0

@@ -314,3 +314,18 @@ async def test_subscriptions_validate_and_belong_to_their_organisation(kclient, 
     assert (await kclient.get("/api/v1/subscriptions", headers=korgs.rotterdam.headers())).json()["items"] == []
     assert (await kclient.delete(f"/api/v1/subscriptions/{sub['id']}", headers=korgs.rotterdam.headers())).status_code == 404
     assert (await kclient.delete(f"/api/v1/subscriptions/{sub['id']}", headers=korgs.amsterdam.headers())).status_code == 204
+
+
+async def test_published_outbox_rows_are_pruned_after_a_week_and_unpublished_ones_never(kclient, korgs, kafka_services):
+    from datetime import timedelta
+
+    from gateway.outbox.relay import prune_published
+
+    await Chain(kclient, korgs).send(korgs.vught, "detention-notice", ["municipality:0363"])
+    await drain(kafka_services)
+    await Chain(kclient, korgs).send(korgs.vught, "detention-notice", ["municipality:0599"])  # stays unpublished
+    assert await prune_published(kafka_services) == 0
+    kafka_services.clock.advance(timedelta(days=8))
+    assert await prune_published(kafka_services) == 3
+    async with kafka_services.db.read() as s:
+        assert (await s.exec(select(func.count()).select_from(OutboxEvent))).one() == 3 == await unpublished(kafka_services)
