@@ -114,14 +114,18 @@ def key_rewrap() -> None:
     """Re-wrap every payload's data key under the newest key of BRB_ENCRYPTION_KEYS (after a rotation)."""
     from gateway.keyrotation import rewrap_all
 
-    async def go():
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    async def go(progress, task):
         svc = _services()
         try:
-            return await rewrap_all(svc)
+            return await rewrap_all(svc, progress=lambda n: progress.advance(task, n))
         finally:
             await svc.db.dispose()
 
-    typer.echo(f"re-wrapped {_run(go())} item(s)")
+    with Progress(SpinnerColumn(), TextColumn("re-wrapping data keys: {task.completed} done")) as progress:
+        done = _run(go(progress, progress.add_task("rewrap", total=None)))
+    typer.echo(f"re-wrapped {done} item(s) under the newest ring key")
 
 
 @app.command()

@@ -8,7 +8,8 @@ from gateway.db.models import Message, Subscription
 from gateway.services import Services
 
 
-async def rewrap_all(services: Services, batch: int = 500) -> int:
+async def rewrap_all(services: Services, batch: int = 500, progress=None) -> int:
+    """Re-wrap every data key not yet under the newest ring key; ``progress(n)`` after each batch."""
     ring, done = services.keyring, 0
     for model, ct, wk, kid in ((Message, "payload_ciphertext", "wrapped_key", "key_id"),
                                (Subscription, "secret_ciphertext", "secret_wrapped_key", "secret_key_id")):
@@ -22,6 +23,8 @@ async def rewrap_all(services: Services, batch: int = 500) -> int:
                     setattr(row, kid, sealed.key_id)
                     session.add(row)
             done += len(rows)
+            if progress:
+                progress(len(rows))
             if len(rows) < batch:
                 break
     return done

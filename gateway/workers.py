@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from gateway.auth.tokens import prune_used_tokens
 from gateway.exchange.retention import purge_due
 from gateway.outbox.relay import Relay, prune_published
 from gateway.services import Services
@@ -18,9 +19,9 @@ async def retention_loop(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             purged = await purge_due(services)
-            pruned = await prune_published(services)
+            pruned = await prune_published(services) + await prune_used_tokens(services)
             if purged or pruned:
-                log.info("retention: purged %d cop(ies), pruned %d published outbox row(s)", purged, pruned)
+                log.info("retention: purged %d cop(ies), pruned %d outbox row(s) and expired jti(s)", purged, pruned)
         except Exception as exc:  # noqa: BLE001 - try again next round
             log.warning("retention round failed: %s", exc.__class__.__name__)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import jwt
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
 from sqlmodel import select
 
 from gateway.db.models import Organisation, OrganisationKey, UsedToken
@@ -115,3 +116,13 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
     scopes = frozenset(str(claims.get("scope", "")).split()) & SCOPES_BY_KIND.get(org.kind, frozenset())
     return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)
+
+
+async def prune_used_tokens(services: Services) -> int:
+    """Forget jtis whose token has expired (plus the clock skew): they can no longer be replayed."""
+    from datetime import timedelta
+
+    cutoff = services.clock.now() - timedelta(seconds=services.settings.clock_skew_seconds)
+    async with services.db.write() as session:
+        result = await session.exec(delete(UsedToken).where(UsedToken.expires_at < cutoff))
+        return result.rowcount or 0

@@ -236,3 +236,51 @@ async def test_rate_limit_answers_429_with_retry_after(database):
             assert (await c.get("/api/v1/inbox", headers=orgs.rotterdam.headers())).status_code == 200
     finally:
         await svc.db.dispose()
+
+
+async def test_key_rotation_keeps_old_payloads_readable_and_rewrap_moves_them_to_the_new_key(client, orgs, services):
+    import base64
+
+    from gateway.crypto import KeyRing
+    from gateway.keyrotation import rewrap_all
+
+    chain = Chain(client, orgs)
+    old = (await chain.send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
+    k1 = services.settings.encryption_keys.get_secret_value()
+    k2 = "k2:" + base64.b64encode(b"\x02" * 32).decode()
+    services.keyring = KeyRing.parse(f"{k1},{k2}")  # rotation: the newest key encrypts from now on
+    new = (await chain.send(orgs.vught, "dr-plan", ["municipality:0599"])).json()["id"]
+    async with services.db.read() as s:
+        key_ids = dict((await s.exec(select(Message.id, Message.key_id))).all())
+    assert key_ids == {old: "k1", new: "k2"}
+    assert (await chain.read(orgs.amsterdam, old, "aftercare")).status_code == 200
+
+    assert await rewrap_all(services) == 1
+    services.keyring = KeyRing.parse(k2)  # the old key can now be retired
+    for org, mid in ((orgs.amsterdam, old), (orgs.rotterdam, new)):
+        assert (await chain.read(org, mid, "aftercare")).json()["payload"]["subject"]["bsn"] == BSN
+
+
+async def test_no_bsn_in_any_log_line(client, orgs, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    chain = Chain(client, orgs)
+    mid = (await chain.send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
+    await chain.read(orgs.amsterdam, mid, "aftercare")
+    await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], with_subject(example("dr-plan"), bsn="999990018"), expect=422)
+    await chain.send(orgs.vught, "risk-information", ["municipality:0363"], purpose="aftercare", expect=403)
+    await client.post("/api/v1/audit/subject-report", json={"bsn": BSN}, headers=orgs.inspectorate.headers())
+    assert caplog.records, "the gateway logged nothing to check"
+    assert all(BSN not in r.getMessage() and "999990018" not in r.getMessage() for r in caplog.records)
+
+
+async def test_expired_jtis_are_forgotten_but_live_ones_kept(client, orgs, services):
+    from datetime import timedelta
+
+    from gateway.auth.tokens import prune_used_tokens
+
+    await client.get("/api/v1/inbox", headers=orgs.amsterdam.headers())
+    assert await prune_used_tokens(services) == 0
+    services.clock.advance(timedelta(hours=1))
+    assert await prune_used_tokens(services) == 1
