@@ -28,8 +28,17 @@ def _services():
     return Services.from_settings(Settings())
 
 
-def _run(coro):
-    return asyncio.run(coro)
+def _with_services(work):
+    """Run ``await work(services)`` with services built from the environment, and close them."""
+
+    async def go():
+        svc = _services()
+        try:
+            return await work(svc)
+        finally:
+            await svc.db.dispose()
+
+    return asyncio.run(go())
 
 
 @db_app.command("upgrade")
@@ -49,16 +58,9 @@ def org_add(oin: str, name: str, kind: str, cbs_code: Annotated[Optional[str], t
     """Register an organisation."""
     from gateway import registry
 
-    async def go():
-        svc = _services()
-        try:
-            org = await registry.add_organisation(svc, registry.OrganisationRequest(
-                oin=oin, name=name, kind=kind, cbs_code=cbs_code, parent_oin=parent_oin))
-            typer.echo(org.model_dump_json(by_alias=True))
-        finally:
-            await svc.db.dispose()
-
-    _run(go())
+    org = _with_services(lambda svc: registry.add_organisation(svc, registry.OrganisationRequest(
+        oin=oin, name=name, kind=kind, cbs_code=cbs_code, parent_oin=parent_oin)))
+    typer.echo(org.model_dump_json(by_alias=True))
 
 
 @org_app.command("list")
@@ -66,16 +68,9 @@ def org_list() -> None:
     """List organisations and their keys."""
     from gateway import registry
 
-    async def go():
-        svc = _services()
-        try:
-            for org in (await registry.list_organisations(svc)).items:
-                keys = ", ".join(f"{k.kid}{' (revoked)' if k.revoked_at else ''}" for k in org.keys)
-                typer.echo(f"{org.oin}  {org.kind:<13} {org.cbs_code or '    '}  {org.name}  [{keys}]")
-        finally:
-            await svc.db.dispose()
-
-    _run(go())
+    for org in _with_services(registry.list_organisations).items:
+        keys = ", ".join(f"{k.kid}{' (revoked)' if k.revoked_at else ''}" for k in org.keys)
+        typer.echo(f"{org.oin}  {org.kind:<13} {org.cbs_code or '    '}  {org.name}  [{keys}]")
 
 
 @key_app.command("add")
@@ -83,15 +78,8 @@ def key_add(oin: str, jwk_file: Path) -> None:
     """Register a public JWK for an organisation."""
     from gateway import registry
 
-    async def go():
-        svc = _services()
-        try:
-            key = await registry.add_key(svc, oin, json.loads(jwk_file.read_text()))
-            typer.echo(key.model_dump_json(by_alias=True))
-        finally:
-            await svc.db.dispose()
-
-    _run(go())
+    key = _with_services(lambda svc: registry.add_key(svc, oin, json.loads(jwk_file.read_text())))
+    typer.echo(key.model_dump_json(by_alias=True))
 
 
 @key_app.command("revoke")
@@ -99,14 +87,7 @@ def key_revoke(oin: str, kid: str) -> None:
     """Revoke a key: tokens signed with it are refused from now on."""
     from gateway import registry
 
-    async def go():
-        svc = _services()
-        try:
-            typer.echo((await registry.revoke_key(svc, oin, kid)).model_dump_json(by_alias=True))
-        finally:
-            await svc.db.dispose()
-
-    _run(go())
+    typer.echo(_with_services(lambda svc: registry.revoke_key(svc, oin, kid)).model_dump_json(by_alias=True))
 
 
 @key_app.command("rewrap")
@@ -116,15 +97,9 @@ def key_rewrap() -> None:
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    async def go(progress, task):
-        svc = _services()
-        try:
-            return await rewrap_all(svc, progress=lambda n: progress.advance(task, n))
-        finally:
-            await svc.db.dispose()
-
     with Progress(SpinnerColumn(), TextColumn("re-wrapping data keys: {task.completed} done")) as progress:
-        done = _run(go(progress, progress.add_task("rewrap", total=None)))
+        task = progress.add_task("rewrap", total=None)
+        done = _with_services(lambda svc: rewrap_all(svc, progress=lambda n: progress.advance(task, n)))
     typer.echo(f"re-wrapped {done} item(s) under the newest ring key")
 
 
@@ -186,31 +161,22 @@ def retention(once: bool = typer.Option(False, help="purge what is due and exit"
     from gateway.workers import retention_loop
 
     if once:
-        async def go():
-            svc = _services()
-            try:
-                return await purge_due(svc)
-            finally:
-                await svc.db.dispose()
-
-        typer.echo(f"purged {_run(go())} cop(ies)")
+        typer.echo(f"purged {_with_services(purge_due)} cop(ies)")
         return
     _run_worker(lambda svc, stop: retention_loop(svc, stop))
 
 
 def _run_worker(start) -> None:
-    async def go():
-        svc = _services()
+    """Run a long-lived worker until SIGINT/SIGTERM, then let it finish its round and stop."""
+
+    async def work(svc):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await start(svc, stop)
-        finally:
-            await svc.db.dispose()
+        await start(svc, stop)
 
-    _run(go())
+    _with_services(work)
 
 
 @app.command()
@@ -242,7 +208,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
 
         settings = Settings()
         upgrade(settings.database_url, settings.database_schema)
-        orgs = _run(_seed(seed_demo))
+        orgs = _with_services(seed_demo)
         typer.echo(f"database {settings.database_url} migrated; {orgs} demo organisation(s) registered")
         typer.echo(
             "\nGet a token (one per request: every jti is accepted once), e.g. for PI Vught:\n"
@@ -254,14 +220,6 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     finally:
         if broker:
             broker.stop()
-
-
-async def _seed(seed_demo):
-    svc = _services()
-    try:
-        return await seed_demo(svc)
-    finally:
-        await svc.db.dispose()
 
 
 def main() -> None:  # pragma: no cover

@@ -59,24 +59,19 @@ class Database:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One transaction: commits when the block ends, rolls back on any exception."""
-        if self.is_sqlite:
-            async with self._sqlite_writer:
-                async with self._sessions() as session:
-                    await session.connection(execution_options={"brb_write": True})
-                    try:
-                        yield session
-                        await session.commit()
-                    except BaseException:
-                        await session.rollback()
-                        raise
-        else:
-            async with self._sessions() as session:
-                try:
-                    yield session
-                    await session.commit()
-                except BaseException:
-                    await session.rollback()
-                    raise
+        async with self._writer_slot(), self._sessions() as session:
+            if self.is_sqlite:  # take SQLite's write lock at BEGIN (no lock upgrade deadlocks between processes)
+                await session.connection(execution_options={"brb_write": True})
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    def _writer_slot(self) -> contextlib.AbstractAsyncContextManager:
+        """SQLite has one writer: queue this process's writers instead of letting them hit SQLITE_BUSY."""
+        return self._sqlite_writer if self.is_sqlite else contextlib.nullcontext()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
