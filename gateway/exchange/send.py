@@ -20,7 +20,7 @@ from gateway.auth.tokens import Caller
 from gateway.db.models import Delivery, IdempotencyKey, Message, SubjectRecord
 from gateway.exchange import policy, retention
 from gateway.exchange.recipients import resolve
-from gateway.exchange.subjects import ensure_subject, find_subject
+from gateway.exchange.subjects import ensure_subject, subject_for
 from gateway.exchange.views import delivery_status
 from gateway.problems import Problem, field_detail
 from gateway.schemas import MessageReceipt, SendMessageRequest
@@ -44,8 +44,7 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
     async with services.db.read() as session:
         recipients = await resolve(session, body.recipients)
         request_delivery = await _request_answered(session, caller, contract)
-        subject_id = await find_subject(session, services.pseudonyms, bsn, skn) or services.pseudonyms.subject_id(
-            *(("bsn", bsn) if bsn else ("skn", skn)))
+        subject_id = await subject_for(session, services.pseudonyms, bsn, skn)
         consents = await policy.consents_of(session, subject_id)
 
     decisions = {

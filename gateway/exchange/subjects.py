@@ -26,6 +26,11 @@ async def find_subject(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: st
     return None
 
 
+async def subject_for(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: str | None, skn: str | None) -> str:
+    """The pseudonym this person has, or will get when first stored (derived from the first identifier)."""
+    return await find_subject(session, pseudonyms, bsn, skn) or pseudonyms.subject_id(*identifiers(bsn, skn)[0])
+
+
 def _insert(session: AsyncSession):
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
@@ -34,7 +39,7 @@ async def ensure_subject(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: 
     """The subject's pseudonym, creating it (and linking every given identifier) inside the caller's
     transaction. Idempotent under concurrency: inserts are ON CONFLICT DO NOTHING."""
     ids = identifiers(bsn, skn)
-    subject_id = await find_subject(session, pseudonyms, bsn, skn) or pseudonyms.subject_id(*ids[0])
+    subject_id = await subject_for(session, pseudonyms, bsn, skn)
     insert = _insert(session)
     await session.exec(insert(SubjectRecord).values(id=subject_id, created_at=now).on_conflict_do_nothing())
     for kind, value in ids:
