@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +17,7 @@ from gateway.api import audit, consents, health, messages, organisations, subscr
 from gateway.auth.dependencies import RateLimiter
 from gateway.metrics import LATENCY, REQUESTS
 from gateway.problems import PROBLEM_JSON, PROBLEM_TYPES, Problem, field_detail, render
-from gateway.services import Services
+from gateway.services import Services, current_trace_id, trace_id_from
 from gateway.settings import Settings
 
 log = logging.getLogger("brb.gateway")
@@ -130,10 +131,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return _problem(request, "internal-error", "an internal error occurred; nothing was stored")
 
     @app.middleware("http")
-    async def version_and_metrics(request: Request, call_next):
+    async def version_trace_and_metrics(request: Request, call_next):
         started = time.perf_counter()
-        response = await call_next(request)
+        trace_id = trace_id_from(request.headers.get("traceparent"))
+        token = current_trace_id.set(trace_id)
+        try:
+            response = await call_next(request)
+        finally:
+            current_trace_id.reset(token)
         response.headers["API-Version"] = API_VERSION
+        response.headers["traceparent"] = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
         route = request.scope.get("route")
         template = route.path if route is not None else "unmatched"  # templates, never raw paths with ids
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()

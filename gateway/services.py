@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +32,19 @@ class Actor:
 
 
 SYSTEM = Actor(oin="00000000000000000000", kind="system")
+
+# The trace id of the request being served: from the caller's W3C `traceparent` when it sends a valid
+# one (so its own Logboek can be joined with ours), otherwise new. Every audit record of the request
+# carries it.
+current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_trace_id", default=None)
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_id_from(traceparent: str | None) -> str:
+    match = _TRACEPARENT.match((traceparent or "").strip().lower())
+    if match and match.group(1) != "0" * 32:
+        return match.group(1)
+    return uuid.uuid4().hex
 
 
 @dataclass
@@ -62,7 +77,7 @@ class Services:
     async def unit_of_work(self, actor: Actor, trace_id: str | None = None) -> AsyncIterator["UnitOfWork"]:
         """ONE transaction: the caller's rows, then its audit records and outbox rows, then commit."""
         async with self.db.write() as session:
-            uow = UnitOfWork(self, session, actor, trace_id or uuid.uuid4().hex)
+            uow = UnitOfWork(self, session, actor, trace_id or current_trace_id.get() or uuid.uuid4().hex)
             yield uow
             await uow.seal()
 

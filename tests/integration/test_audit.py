@@ -226,3 +226,16 @@ def services_actor(orgs):
     from gateway.services import Actor
 
     return Actor(oin=orgs.amsterdam.oin, kind="municipality")
+
+
+async def test_the_callers_traceparent_becomes_the_trace_id_of_every_audit_record_of_the_request(client, orgs, services):
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    body = {"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"], "payload": example("dr-plan")}
+    r = await client.post("/api/v1/messages", json=body, headers=orgs.vught.headers(
+        **{"Idempotency-Key": "trace-1", "traceparent": f"00-{trace}-00f067aa0ba902b7-01"}))
+    assert r.status_code == 201 and r.headers["traceparent"].startswith(f"00-{trace}-")
+    async with services.db.read() as s:
+        traces = set((await s.exec(select(AuditRecord.trace_id).where(AuditRecord.message_id == r.json()["id"]))).all())
+    assert traces == {trace}
+    other = await client.get("/api/v1/inbox", headers=orgs.amsterdam.headers(traceparent="garbage"))
+    assert other.headers["traceparent"].split("-")[1] != trace
