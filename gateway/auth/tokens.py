@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import jwt
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import delete
+from sqlalchemy import and_, delete
 from sqlmodel import select
 
 from gateway.db.models import Organisation, OrganisationKey, UsedToken
@@ -75,11 +75,15 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
     if not isinstance(iss, str) or iss != sub:
         raise _invalid("iss and sub must both be the calling organisation's OIN")
 
-    async with services.db.read() as session:
-        org = await session.get(Organisation, iss)
-        if org is None or not org.active:
-            raise _invalid("the issuer is not a registered, active organisation")
-        key = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == iss, OrganisationKey.kid == kid))).first()
+    async with services.db.read() as session:  # organisation and key in one round trip
+        row = (await session.exec(
+            select(Organisation, OrganisationKey).outerjoin(
+                OrganisationKey, and_(OrganisationKey.oin == Organisation.oin, OrganisationKey.kid == kid))
+            .where(Organisation.oin == iss)
+        )).first()
+    org, key = row if row else (None, None)
+    if org is None or not org.active:
+        raise _invalid("the issuer is not a registered, active organisation")
     if key is None:
         raise _invalid(f"unknown kid {kid!r} for this organisation")
     if key.revoked_at is not None:
