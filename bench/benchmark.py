@@ -15,8 +15,6 @@ Figures:
 from __future__ import annotations
 
 import asyncio
-import json
-import statistics
 import sys
 import tempfile
 import time
