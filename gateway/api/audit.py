@@ -8,18 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlmodel import select
 
-from gateway.api.common import page_size, services
+from gateway.api.common import PageSize, Svc, caller_with
 from gateway.audit import queries
 from gateway.audit.report import AuditPage, SubjectReport, record_view, render_html
 from gateway.auth.dependencies import require
-from gateway.auth.tokens import Caller
 from gateway.consents import subject_id_for
 from gateway.db.models import Organisation
 from gateway.problems import Problem, field_detail
 from gateway.schemas import SubjectIdentifiers, Wire
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-Auditor = Depends(require("audit:read", "audit:read-all"))
+Auditor = caller_with("audit:read", "audit:read-all")
 
 
 class VerifyReport(Wire):
@@ -43,10 +42,12 @@ def audit_filter(
     return queries.AuditFilter(subject_id, organisation, message_id, activity, purpose, since, until)
 
 
+AuditQuery = Annotated[queries.AuditFilter, Depends(audit_filter)]
+
+
 @router.get("/records", summary="Audit records you may see, filtered, cursor-paged")
 async def records(
-    f: queries.AuditFilter = Depends(audit_filter), cursor: str | None = None, size: int = Depends(page_size),
-    caller: Caller = Auditor, svc=Depends(services),
+    f: AuditQuery, size: PageSize, caller: Auditor, svc: Svc, cursor: str | None = None,
 ) -> AuditPage:
     """Audit records you may see (`audit:read`: your own organisation; `audit:read-all`: all), filtered and cursor-paged. The query is itself audited."""
     try:
@@ -60,9 +61,8 @@ async def records(
 @router.get("/export", summary="Stream the same records as CSV or JSON lines",
             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
 async def export(
-    f: queries.AuditFilter = Depends(audit_filter),
+    f: AuditQuery, caller: Auditor, svc: Svc,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl")] = "jsonl",
-    caller: Caller = Auditor, svc=Depends(services),
 ) -> StreamingResponse:
     """The same records streamed as CSV or JSON lines, in bounded memory. The export is itself audited."""
     body = await queries.export(svc, caller, f, format)
@@ -73,7 +73,7 @@ async def export(
 
 @router.post("/subject-report", summary="Every processing about one person (AVG art. 15), JSON or HTML",
              responses={200: {"content": {"text/html": {}}}})
-async def subject_report(request: Request, body: SubjectIdentifiers, caller: Caller = Auditor, svc=Depends(services)) -> SubjectReport:
+async def subject_report(request: Request, body: SubjectIdentifiers, caller: Auditor, svc: Svc) -> SubjectReport:
     """Every processing about one person (AVG art. 15 inzage), found by BSN or SKN in the body. JSON, or a readable HTML document with `Accept: text/html`."""
     if not (body.bsn or body.skn):
         raise Problem("validation-failed", field_detail([("/", "give a bsn or an skn")]))
@@ -89,7 +89,7 @@ async def subject_report(request: Request, body: SubjectIdentifiers, caller: Cal
 
 @router.get("/verify", summary="Verify the hash chain, in full or from a record on",
             dependencies=[Depends(require("audit:read", "audit:read-all", "admin"))])
-async def verify(from_seq: Annotated[int, Query(alias="fromSeq", ge=1)] = 1, svc=Depends(services)) -> VerifyReport:
+async def verify(svc: Svc, from_seq: Annotated[int, Query(alias="fromSeq", ge=1)] = 1) -> VerifyReport:
     """Walk the hash chain, in full or from `fromSeq`, and report it intact or name the first broken record and why."""
     result = await queries.verify_chain(svc, from_seq)
     return VerifyReport(**result.__dict__)

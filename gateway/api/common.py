@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 
+from gateway.auth.dependencies import require
+from gateway.auth.tokens import Caller
 from gateway.problems import Problem, field_detail
 from gateway.services import Services
 
@@ -19,3 +21,12 @@ def page_size(request: Request, size: Annotated[int | None, Query(alias="pageSiz
     if size > settings.max_page_size:
         raise Problem("invalid-request", field_detail([("query:pageSize", f"at most {settings.max_page_size}")]))
     return size
+
+
+Svc = Annotated[Services, Depends(services)]
+PageSize = Annotated[int, Depends(page_size)]
+
+
+def caller_with(*scopes: str):
+    """The authenticated caller, holding any one of ``scopes`` (see gateway/auth/dependencies.py)."""
+    return Annotated[Caller, Depends(require(*scopes))]

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from gateway import consents
-from gateway.api.common import services
-from gateway.auth.dependencies import require
-from gateway.auth.tokens import Caller
+from gateway.api.common import Svc, caller_with
 
 router = APIRouter(prefix="/consents", tags=["consents"])
+Recorder = caller_with("consents:write")
+Viewer = caller_with("consents:read", "consents:write")
 
 
 @router.post("", status_code=201, summary="Record a detainee's consent (identifiers in the body only)")
-async def record(body: consents.ConsentRequest, caller: Caller = Depends(require("consents:write")), svc=Depends(services)) -> consents.ConsentView:
+async def record(body: consents.ConsentRequest, caller: Recorder, svc: Svc) -> consents.ConsentView:
     """Record a detainee's (or, for children, the other parent's) consent: categories, recipient organisations or kinds, purposes, validity and evidence. Prisons and probation only. Identifiers go in the body, never in a URL."""
     return await consents.record_consent(svc, caller, body)
 
@@ -22,14 +22,13 @@ async def record(body: consents.ConsentRequest, caller: Caller = Depends(require
 @router.get("", summary="Consents about a subject that concern you")
 async def list_for_subject(
     subject_id: Annotated[str, Query(alias="subjectId", description="subject pseudonym, never a BSN")],
-    caller: Caller = Depends(require("consents:read", "consents:write")), svc=Depends(services),
+    caller: Viewer, svc: Svc,
 ) -> consents.ConsentList:
     """Consents about a subject pseudonym that concern your organisation."""
     return await consents.list_consents(svc, caller, subject_id)
 
 
 @router.post("/{consent_id}/withdrawal", status_code=201, summary="Withdraw a consent")
-async def withdraw(consent_id: str, body: consents.WithdrawalRequest, caller: Caller = Depends(require("consents:write")),
-                   svc=Depends(services)) -> consents.ConsentView:
+async def withdraw(consent_id: str, body: consents.WithdrawalRequest, caller: Recorder, svc: Svc) -> consents.ConsentView:
     """Withdraw a consent. The sections it opened are hidden again, also in messages sent before, and `consent.withdrawn` tells the parties to delete local copies."""
     return await consents.withdraw_consent(svc, caller, consent_id, body)

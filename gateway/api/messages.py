@@ -6,9 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 
-from gateway.api.common import page_size, services
-from gateway.auth.dependencies import require
-from gateway.auth.tokens import Caller
+from gateway.api.common import PageSize, Svc, caller_with
 from gateway.exchange import listing
 from gateway.exchange.acknowledge import acknowledge
 from gateway.exchange.read import read_message
@@ -16,8 +14,8 @@ from gateway.exchange.send import send_message
 from gateway.schemas import AcknowledgementRequest, DeliveryStatus, MessagePage, MessageReceipt, MessageView, SendMessageRequest
 
 router = APIRouter(tags=["messages"])
-Sender = Depends(require("messages:send"))
-Reader = Depends(require("messages:read"))
+Sender = caller_with("messages:send")
+Reader = caller_with("messages:read")
 Purpose = Annotated[str, Query(description="the purpose you read for; policy is decided again for it")]
 
 
@@ -32,11 +30,14 @@ def list_filter(
     return listing.ListFilter(type, status, subject_id, since, until, open_requests)
 
 
+ListQuery = Annotated[listing.ListFilter, Depends(list_filter)]
+
+
 @router.post("/messages", status_code=201, summary="Send a message")
 async def post_message(
     body: SendMessageRequest,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
-    caller: Caller = Sender, svc=Depends(services),
+    caller: Sender, svc: Svc,
 ) -> MessageReceipt:
     """Validate the payload against its contract, decide policy per recipient, and store the message, its deliveries, audit records and events in one transaction. Send an `Idempotency-Key`: the same key and body answer the first receipt again; the same key with another body is a 409."""
     return await send_message(svc, caller, body, idempotency_key)
@@ -44,9 +45,9 @@ async def post_message(
 
 @router.get("/messages", summary="Messages you sent")
 async def sent_messages(
+    f: ListQuery, size: PageSize, caller: Reader, svc: Svc,
     direction: Annotated[Literal["sent"], Query(description="only 'sent'; received messages are in /inbox")] = "sent",
-    f: listing.ListFilter = Depends(list_filter), cursor: str | None = None, size: int = Depends(page_size),
-    caller: Caller = Reader, svc=Depends(services),
+    cursor: str | None = None,
 ) -> MessagePage:
     """Messages your organisation sent, oldest first, with every recipient's delivery, read and acknowledgement status. Filter with `type`, `status`, `subjectId`, `since`, `until`, `open`; page with `cursor`."""
     return await listing.sent(svc, caller, f, cursor, size)
@@ -54,28 +55,27 @@ async def sent_messages(
 
 @router.get("/inbox", summary="Messages delivered to you")
 async def inbox(
-    f: listing.ListFilter = Depends(list_filter), cursor: str | None = None, size: int = Depends(page_size),
-    caller: Caller = Reader, svc=Depends(services),
+    f: ListQuery, size: PageSize, caller: Reader, svc: Svc, cursor: str | None = None,
 ) -> MessagePage:
     """Messages delivered to your organisation, oldest first, without payload. Poll onwards with `cursor`; `open=true` lists information-requests you have not answered yet."""
     return await listing.inbox(svc, caller, f, cursor, size)
 
 
 @router.get("/messages/{message_id}", summary="Read a message for a stated purpose")
-async def get_message(message_id: str, purpose: Purpose, caller: Caller = Reader, svc=Depends(services)) -> MessageView:
+async def get_message(message_id: str, purpose: Purpose, caller: Reader, svc: Svc) -> MessageView:
     """The message with the payload as you may see it now: policy is decided again for the purpose you state and the consents in force now. Withheld sections are listed in `redactions`. 404 when you are no party; 410 after the retention purge."""
     return await read_message(svc, caller, message_id, purpose)
 
 
 @router.post("/messages/{message_id}/acknowledgements", status_code=201, summary="Acknowledge a message")
 async def post_acknowledgement(
-    message_id: str, body: AcknowledgementRequest, caller: Caller = Reader, svc=Depends(services),
+    message_id: str, body: AcknowledgementRequest, caller: Reader, svc: Svc,
 ) -> DeliveryStatus:
     """Tell the sender you `received`, `accepted` or `rejected` (with a reason) the message."""
     return await acknowledge(svc, caller, message_id, body)
 
 
 @router.get("/messages/{message_id}/deliveries", summary="Delivery, read and acknowledgement status per recipient")
-async def get_deliveries(message_id: str, caller: Caller = Reader, svc=Depends(services)) -> list[DeliveryStatus]:
+async def get_deliveries(message_id: str, caller: Reader, svc: Svc) -> list[DeliveryStatus]:
     """For the sender: delivery, read, acknowledgement and reply status per recipient, with the decision and redactions."""
     return await listing.deliveries(svc, caller, message_id)

@@ -3,29 +3,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from gateway.api.common import services
+from gateway.api.common import Svc, caller_with
 from gateway.auth.dependencies import require
-from gateway.auth.tokens import Caller
 from gateway.webhooks import subscriptions as subs
 
 router = APIRouter(tags=["subscriptions"])
-Subscriber = Depends(require("subscriptions:write"))
+Subscriber = caller_with("subscriptions:write")
 
 
 @router.post("/subscriptions", status_code=201, summary="Register a webhook subscription")
-async def create(body: subs.SubscriptionRequest, caller: Caller = Subscriber, svc=Depends(services)) -> subs.SubscriptionView:
+async def create(body: subs.SubscriptionRequest, caller: Subscriber, svc: Svc) -> subs.SubscriptionView:
     """Register a callback URL for event types. Callbacks are signed the Standard Webhooks way with your secret (generated and returned once when you send none)."""
     return await subs.create(svc, caller, body)
 
 
 @router.get("/subscriptions", summary="Your subscriptions")
-async def list_own(caller: Caller = Subscriber, svc=Depends(services)) -> subs.SubscriptionList:
+async def list_own(caller: Subscriber, svc: Svc) -> subs.SubscriptionList:
     """Your organisation's subscriptions (secrets are never shown again)."""
     return await subs.list_own(svc, caller)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription")
-async def delete(subscription_id: str, caller: Caller = Subscriber, svc=Depends(services)) -> Response:
+async def delete(subscription_id: str, caller: Subscriber, svc: Svc) -> Response:
     """Stop a subscription."""
     await subs.delete(svc, caller, subscription_id)
     return Response(status_code=204)
@@ -33,13 +32,13 @@ async def delete(subscription_id: str, caller: Caller = Subscriber, svc=Depends(
 
 @router.get("/webhook-dead-letters", summary="Webhook deliveries that failed every attempt",
             dependencies=[Depends(require("admin"))])
-async def dead_letters(svc=Depends(services)) -> subs.DeadLetterList:
+async def dead_letters(svc: Svc) -> subs.DeadLetterList:
     """Webhook deliveries that failed every attempt."""
     return await subs.dead_letters(svc)
 
 
 @router.post("/webhook-dead-letters/{dead_letter_id}/replay", status_code=201, summary="Try a dead letter again",
              dependencies=[Depends(require("admin"))])
-async def replay(dead_letter_id: int, svc=Depends(services)) -> subs.DeadLetter:
+async def replay(dead_letter_id: int, svc: Svc) -> subs.DeadLetter:
     """Queue a dead letter for delivery again."""
     return await subs.replay(svc, dead_letter_id)
