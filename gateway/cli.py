@@ -156,12 +156,13 @@ def dispatcher() -> None:
 
 @app.command()
 def retention(once: bool = typer.Option(False, help="purge what is due and exit")) -> None:
-    """Purge payloads whose retention has passed (loops every BRB_RETENTION_INTERVAL_SECONDS)."""
-    from gateway.exchange.retention import purge_due
-    from gateway.workers import retention_loop
+    """Purge payloads whose retention has passed and prune confirmed outbox rows and expired jtis
+    (loops every BRB_RETENTION_INTERVAL_SECONDS)."""
+    from gateway.workers import retention_loop, retention_round
 
     if once:
-        typer.echo(f"purged {_with_services(purge_due)} cop(ies)")
+        purged, pruned = _with_services(retention_round)
+        typer.echo(f"purged {purged} cop(ies); pruned {pruned} confirmed outbox row(s) and expired jti(s)")
         return
     _run_worker(lambda svc, stop: retention_loop(svc, stop))
 

@@ -15,13 +15,20 @@ from gateway.webhooks.dispatcher import Dispatcher
 log = logging.getLogger("brb.workers")
 
 
+async def retention_round(services: Services) -> tuple[int, int]:
+    """One round of housekeeping, the same for the loop and for ``brb retention --once`` (the CronJob):
+    purge payload copies that are due, then prune confirmed outbox rows and expired jtis."""
+    purged = await purge_due(services)
+    pruned = await prune_published(services) + await prune_used_tokens(services)
+    if purged or pruned:
+        log.info("retention: purged %d cop(ies), pruned %d outbox row(s) and expired jti(s)", purged, pruned)
+    return purged, pruned
+
+
 async def retention_loop(services: Services, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            purged = await purge_due(services)
-            pruned = await prune_published(services) + await prune_used_tokens(services)
-            if purged or pruned:
-                log.info("retention: purged %d cop(ies), pruned %d outbox row(s) and expired jti(s)", purged, pruned)
+            await retention_round(services)
         except Exception as exc:  # noqa: BLE001 - try again next round
             log.warning("retention round failed: %s", exc.__class__.__name__)
         with contextlib.suppress(asyncio.TimeoutError):

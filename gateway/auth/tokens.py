@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import jwt
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import and_, delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from gateway.db.models import Organisation, OrganisationKey, UsedToken
@@ -124,8 +124,6 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
 
 async def prune_used_tokens(services: Services) -> int:
     """Forget jtis whose token has expired (plus the clock skew): they can no longer be replayed."""
-    from datetime import timedelta
-
     cutoff = services.clock.now() - timedelta(seconds=services.settings.clock_skew_seconds)
     async with services.db.write() as session:
         result = await session.exec(delete(UsedToken).where(UsedToken.expires_at < cutoff))

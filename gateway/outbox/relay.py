@@ -140,7 +140,6 @@ class Relay:
         await self._drop_producer()
 
 
-
 async def prune_published(services: Services, older_than: timedelta = timedelta(days=7)) -> int:
     """Delete outbox rows Kafka confirmed long ago (Kafka and the audit log keep what matters)."""
     async with services.db.write() as session:
