@@ -27,12 +27,13 @@ test: $(BIN)/.installed lint-api
 lint-api: node_modules/.installed
 	npx --no-install spectral lint --fail-severity=error -r $(RULESET) openapi.yaml
 
-## openapi / schemas: regenerate the committed openapi.yaml and contract JSON Schemas
+## openapi / schemas: regenerate the committed openapi.yaml, the contract JSON Schemas and docs/legal-basis.md
 openapi: $(BIN)/.installed
 	$(BIN)/brb openapi > openapi.yaml
 
 schemas: $(BIN)/.installed
 	$(BIN)/python -m contracts.schema
+	$(BIN)/python -m consent.legal_basis
 
 ## bench: the performance figures (ratios against a baseline measured in the same run)
 bench: $(BIN)/.installed

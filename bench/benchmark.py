@@ -65,6 +65,11 @@ async def bench_api(svc: Services, n: int) -> dict[str, tuple[float, float]]:
     body = {"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"], "payload": example("dr-plan")}
     ids: list[str] = []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services=svc)), base_url="http://b") as c:
+        notice = {"type": "detention-notice", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"],
+                  "payload": example("detention-notice")}  # establishes Amsterdam as the competent municipality
+        r = await c.post("/api/v1/messages", json=notice, headers=orgs.vught.headers(**{"Idempotency-Key": uuid.uuid4().hex}))
+        assert r.status_code == 201, r.text
+
         async def baseline(_i):
             assert (await c.get("/api/v1/inbox", params={"pageSize": 1}, headers=orgs.amsterdam.headers())).status_code == 200
 
@@ -90,7 +95,8 @@ def bench_decide(svc: Services, n: int) -> tuple[float, float]:
         validate_payload("dr-plan", 1, payload)
     validate = per_op(time.perf_counter() - started, n)
     sections = sections_present("dr-plan", 1, payload)
-    ex = Exchange("dji", "municipality", "0" * 20, "dr-plan", "aftercare", "sub-1", sections, datetime.now(timezone.utc))
+    ex = Exchange("dji", "municipality", "0" * 20, "dr-plan", "aftercare", "sub-1", sections, datetime.now(timezone.utc),
+                  frozenset({"competent-municipality"}))
     started = time.perf_counter()
     for _ in range(n):
         decide(svc.catalogue, ex, [])

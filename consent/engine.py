@@ -1,5 +1,5 @@
 """The decision engine: a pure function from an exchange to allow / allow-with-redaction / deny,
-always naming the rule and the legal basis that decided it."""
+always naming the rule and the legal basis that decided it, and per section the basis that let it through."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -11,7 +11,9 @@ from consent.catalogue import Catalogue
 from consent.records import ConsentRecord
 
 Outcome = Literal["allow", "allow-with-redaction", "deny"]
-DenyReason = Literal["no-route", "unknown-purpose", "purpose-not-allowed", "consent-required"]
+# no-route | unknown-purpose | purpose-not-allowed | consent-required, or a condition's refusal from the
+# catalogue (recipient-not-competent, condition-not-met)
+DenyReason = str
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Exchange:
     subject_id: str
     sections: Mapping[str, str]  # section name -> data category, as present in the payload
     at: datetime
+    facts: frozenset[str] = frozenset()  # conditions that hold for this recipient (catalogue `conditions`)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,16 @@ class Withheld:
     section: str
     category: str
     reason: Literal["consent-required", "not-permitted"]
+
+
+@dataclass(frozen=True)
+class Released:
+    """A section that passes, and the basis that let it through (``consent``: the consents that did)."""
+
+    section: str
+    category: str
+    basis: str
+    consents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,7 @@ class Decision:
     deny_reason: DenyReason | None = None
     withheld: tuple[Withheld, ...] = ()
     consents: tuple[str, ...] = field(default=())  # ids of the consents that opened a section
+    released: tuple[Released, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -53,6 +67,8 @@ class Decision:
 
 
 def _consent_opens(catalogue: Catalogue, consent: ConsentRecord, category: str) -> bool:
+    if category in catalogue.consent_is_no_basis_for:
+        return False
     allowed = catalogue.consent_givers.get(consent.given_by, frozenset())
     return allowed is None or category in allowed
 
@@ -67,47 +83,51 @@ def decide(catalogue: Catalogue, ex: Exchange, consents: Iterable[ConsentRecord]
             "deny", None, None,
             f"no rule lets a {ex.sender_kind} send {ex.message_type} to a {ex.recipient_kind}", "no-route",
         )
+    basis = rule.effective_basis(ex.facts)
     if ex.purpose not in rule.purposes:
         return Decision(
-            "deny", rule.id, rule.basis,
+            "deny", rule.id, basis,
             f"purpose {ex.purpose!r} is not allowed by {rule.id} (allowed: {', '.join(sorted(rule.purposes))})",
             "purpose-not-allowed",
         )
+    for name in rule.requires:
+        if name not in ex.facts:
+            condition = catalogue.conditions[name]
+            return Decision("deny", rule.id, basis, f"{rule.id} requires {name}: {condition.text}", condition.refusal)
 
     consents = list(consents)
 
-    def matching(category: str) -> list[str]:
-        return sorted(
+    def matching(category: str) -> tuple[str, ...]:
+        return tuple(sorted(
             c.id for c in consents
             if _consent_opens(catalogue, c, category)
             and c.covers(subject_id=ex.subject_id, category=category, recipient_oin=ex.recipient_oin,
                          recipient_kind=ex.recipient_kind, purpose=ex.purpose, at=ex.at)
-        )
+        ))
 
     withheld: list[Withheld] = []
-    used: set[str] = set()
+    released: list[Released] = []
     for section, category in sorted(ex.sections.items()):
-        treatment = rule.sections.get(category, "withhold")
-        if treatment == "pass":
-            continue
-        if treatment == "consent":
-            ids = matching(category)
-            if ids:
-                used.update(ids)
-                continue
-            withheld.append(Withheld(section, category, "consent-required"))
-        else:
+        treatment = rule.sections.get(category)
+        if treatment is None or treatment.kind == "withhold":
             withheld.append(Withheld(section, category, "not-permitted"))
+        elif treatment.kind == "pass":
+            released.append(Released(section, category, rule.section_basis.get(section) or treatment.basis or basis))
+        elif ids := matching(category):
+            released.append(Released(section, category, "consent", ids))
+        else:
+            withheld.append(Withheld(section, category, "consent-required"))
 
+    used = tuple(sorted({i for r in released for i in r.consents}))
     if rule.requires_consent and not used:
         return Decision(
-            "deny", rule.id, rule.basis,
+            "deny", rule.id, basis,
             f"{rule.id} rests on the detainee's consent and no consent in force covers it",
             "consent-required", tuple(withheld),
         )
     if withheld:
         return Decision(
-            "allow-with-redaction", rule.id, rule.basis,
-            f"{len(withheld)} section(s) withheld under {rule.id}", None, tuple(withheld), tuple(sorted(used)),
+            "allow-with-redaction", rule.id, basis,
+            f"{len(withheld)} section(s) withheld under {rule.id}", None, tuple(withheld), used, tuple(released),
         )
-    return Decision("allow", rule.id, rule.basis, f"allowed under {rule.id}", None, (), tuple(sorted(used)))
+    return Decision("allow", rule.id, basis, f"allowed under {rule.id}", None, (), used, tuple(released))

@@ -1,4 +1,5 @@
-"""Building blocks shared by every message contract: identifiers, subject, sections, text limits."""
+"""Building blocks shared by every message contract: identifiers, subject, sections, text limits,
+and the art. 18b Pbw block the sender asserts."""
 from __future__ import annotations
 
 import re
@@ -6,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 SECTION_CATEGORY_KEY = "x-data-category"
@@ -15,8 +16,14 @@ SECTION_CATEGORY_KEY = "x-data-category"
 class DataCategory(StrEnum):
     """What kind of personal data a section carries; the policy catalogue decides per category."""
 
-    BASIC_CONDITIONS = "basic-conditions"  # the five basisvoorwaarden (art. 18a lid 4 Pbw)
-    SOCIAL_NETWORK = "social-network"  # family, children left at home, network
+    BASIC_CONDITIONS = "basic-conditions"  # the five basisvoorwaarden (art. 18a lid 4 Pbw); care only as far as needed to organise it
+    SOCIAL_NETWORK = "social-network"  # social network, including help requests for family (Pm 20d lid 2 h)
+    # children and family beyond a help request (children left at home, youth-care history):
+    # needs consent of the detainee or of the other parent with authority
+    CHILDREN_FAMILY = "children-family"
+    # health beyond what is needed to organise care (treatment, addiction, psychiatric history, screening
+    # for intellectual disability): never to a municipality's college, never opened by consent
+    HEALTH = "health"
     RESTORATIVE_WORK = "restorative-work"  # herstel, victim awareness
     OFFENCE_RELATED = "offence-related"  # behaviour and offence-related goals
     RISK_SUMMARY = "risk-summary"
@@ -88,14 +95,42 @@ class Subject(Contract):
         return self
 
 
-def section(category: DataCategory, description: str, **kwargs: Any) -> Any:
+def section(category: DataCategory, description: str, *, default: Any = None, **kwargs: Any) -> Any:
     """Declare a field as a section carrying personal data of ``category`` (read by consent/)."""
-    return Field(None, description=description, json_schema_extra={SECTION_CATEGORY_KEY: category.value}, **kwargs)
+    return Field(default, description=description, json_schema_extra={SECTION_CATEGORY_KEY: category.value}, **kwargs)
+
+
+class OffenceKind(StrEnum):
+    VIOLENT = "violent"
+    SEXUAL = "sexual"
+
+
+class Risk18b(Contract):
+    """The sender's assertion of the art. 18b Pbw condition: a risk of a serious violent or sexual offence,
+    and sharing is necessary for the safety of others. Asserted by a named official, so it can be checked."""
+
+    offence_kind: OffenceKind
+    justification: Text = Field(description="Why the risk exists and why sharing is necessary for the safety of others")
+    asserted_by: ShortText = Field(description="The official or role who asserts the condition")
+    asserted_at: AwareDatetime = Field(description="When it was asserted; a timezone is required")
+
+
+class AssertsRisk18b(Contract):
+    """Mixin for a message that may carry the art. 18b Pbw assertion. The block is risk data itself
+    (category risk-summary), so it never reaches a college. Put it first among the bases."""
+
+    risk18b: Risk18b | None = section(
+        DataCategory.RISK_SUMMARY, "The art. 18b Pbw condition as the sender asserts it", alias="risk18b"
+    )
+
+    def risk_18b(self) -> Risk18b | None:
+        return self.risk18b
 
 
 class MessageContract(Contract):
-    """Base of the eleven message contracts. The three hooks tell the gateway what it must act on
-    without knowing the model: a release date (retention), a due date and a reply link."""
+    """Base of the eleven message contracts. The hooks tell the gateway what it must act on without
+    knowing the model: a release date (retention), a due date, a reply link, the asserted art. 18b
+    condition, the competent municipality the message states, and the arrival date of the stay."""
 
     MESSAGE_TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
@@ -108,6 +143,19 @@ class MessageContract(Contract):
         return None
 
     def replies_to(self) -> str | None:
+        return None
+
+    def risk_18b(self) -> Risk18b | None:
+        """The art. 18b Pbw condition as asserted in this message, if it carries one."""
+        return None
+
+    def stated_municipalities(self) -> dict[str, str]:
+        """What this message says about the competent municipality, as CBS codes: ``residence`` (before
+        detention) and/or ``intended`` (after release); only the keys the message actually states."""
+        return {}
+
+    def stay_arrival(self) -> date | None:
+        """The arrival date that identifies the prison stay, where the message states one."""
         return None
 
 
@@ -136,6 +184,13 @@ class ConditionState(Contract):
 
     status: ConditionStatus
     note: Text | None = None
+
+
+class NeedsOnCondition(Contract):
+    """The situation on one life area and the detainee's help requests (hulpvragen)."""
+
+    situation: Text | None = None
+    needs: Annotated[list[Text], Field(max_length=20)] = []
 
 
 class PerBasicCondition(Contract):

@@ -28,3 +28,10 @@ class DetentionNoticeV1(MessageContract):
 
     def announced_release_date(self) -> date | None:
         return self.known_release_date
+
+    def stated_municipalities(self) -> dict[str, str]:
+        stated = {"residence": self.municipality_of_residence, "intended": self.intended_municipality}
+        return {key: code for key, code in stated.items() if code}
+
+    def stay_arrival(self) -> date | None:
+        return self.arrival_date

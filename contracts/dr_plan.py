@@ -1,4 +1,5 @@
-"""dr-plan: the detention & re-integration plan (art. 18a Pbw), one section per life area."""
+"""dr-plan: the detention & re-integration plan (art. 18a Pbw), one section per life area.
+v2 splits v1's mixed social-network section and keeps health apart from organising care (Pm 20d)."""
 from datetime import date
 from enum import StrEnum
 from typing import Annotated
@@ -71,12 +72,19 @@ def _plan_section(category: DataCategory, description: str, alias: str):
 
 
 class PlanSections(Contract):
+    """v1 sections. ``social-network`` mixes social network, family and children; they cannot be told
+    apart, so it carries the stricter category children-family."""
+
     identity_document: PlanSection | None = _plan_section(DataCategory.BASIC_CONDITIONS, "Valid identity document", "identity-document")
     housing: PlanSection | None = _plan_section(DataCategory.BASIC_CONDITIONS, "Housing", "housing")
     work_income: PlanSection | None = _plan_section(DataCategory.BASIC_CONDITIONS, "Work, income and daytime activity", "work-income")
     debts: PlanSection | None = _plan_section(DataCategory.BASIC_CONDITIONS, "Debts", "debts")
     care: PlanSection | None = _plan_section(DataCategory.BASIC_CONDITIONS, "Continuity of care", "care")
-    social_network: PlanSection | None = _plan_section(DataCategory.SOCIAL_NETWORK, "Social network, family, children", "social-network")
+    social_network: PlanSection | None = _plan_section(
+        DataCategory.CHILDREN_FAMILY,
+        "Social network, family, children (v1 mixes them in one section, so it is treated as children-family)",
+        "social-network",
+    )
     restorative_work: PlanSection | None = _plan_section(DataCategory.RESTORATIVE_WORK, "Herstel and victim awareness", "restorative-work")
     behaviour: PlanSection | None = _plan_section(DataCategory.OFFENCE_RELATED, "Offence-related goals", "behaviour")
 
@@ -95,3 +103,31 @@ class DrPlanV1(MessageContract):
     established_date: date | None = None
     review_date: date | None = None
     sections: PlanSections
+
+
+class PlanSectionsV2(PlanSections):
+    """v2 sections: care holds only what is needed to organise it; family help requests stay in the social
+    network, children and family beyond that, and other health content, get sections of their own."""
+
+    care: PlanSection | None = _plan_section(
+        DataCategory.BASIC_CONDITIONS,
+        "Continuity of care: only what is needed to organise care (Wmo, Wvggz, Wzd, Jeugdwet, Wfz trajectories,"
+        " health insurance); Pm 20d lid 3",
+        "care",
+    )
+    social_network: PlanSection | None = _plan_section(
+        DataCategory.SOCIAL_NETWORK, "Social network, including help requests for family (Pm 20d lid 2 h)", "social-network"
+    )
+    children_family: PlanSection | None = _plan_section(
+        DataCategory.CHILDREN_FAMILY,
+        "Children and family beyond a help request, e.g. children left at home, youth-care history",
+        "children-family",
+    )
+    health: PlanSection | None = _plan_section(
+        DataCategory.HEALTH, "Other health content: treatment, addiction, psychiatric history", "health"
+    )
+
+
+class DrPlanV2(DrPlanV1):
+    VERSION = 2
+    sections: PlanSectionsV2

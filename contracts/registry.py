@@ -1,5 +1,6 @@
 """The contract registry: (message type, version) -> model, validation with JSON-pointer errors,
-and the section map that ``consent/`` uses to filter a payload without knowing the model."""
+and the section map that ``consent/`` uses to filter a payload without knowing the model.
+Versions live side by side: a v2 model is registered next to its v1, and both stay accepted."""
 from __future__ import annotations
 
 import copy
@@ -13,15 +14,15 @@ from pydantic import BaseModel, ValidationError
 from contracts.aftercare_report import AftercareReportV1
 from contracts.common import SECTION_CATEGORY_KEY, Contract, MessageContract
 from contracts.detention_notice import DetentionNoticeV1
-from contracts.dr_plan import DrPlanV1
+from contracts.dr_plan import DrPlanV1, DrPlanV2
 from contracts.information_request import InformationRequestV1
 from contracts.information_response import InformationResponseV1
-from contracts.probation_advice import ProbationAdviceV1
-from contracts.release_notice import ReleaseNoticeV1
-from contracts.risk_information import RiskInformationV1
-from contracts.screening_result import ScreeningResultV1
+from contracts.probation_advice import ProbationAdviceV1, ProbationAdviceV2
+from contracts.release_notice import ReleaseNoticeV1, ReleaseNoticeV2
+from contracts.risk_information import RiskInformationV1, RiskInformationV2
+from contracts.screening_result import ScreeningResultV1, ScreeningResultV2
 from contracts.som_triage import SomTriageV1
-from contracts.transfer_notice import TransferNoticeV1
+from contracts.transfer_notice import TransferNoticeV1, TransferNoticeV2
 
 MODELS: tuple[type[MessageContract], ...] = (
     DetentionNoticeV1,
@@ -35,6 +36,12 @@ MODELS: tuple[type[MessageContract], ...] = (
     TransferNoticeV1,
     ReleaseNoticeV1,
     AftercareReportV1,
+    ScreeningResultV2,
+    DrPlanV2,
+    ProbationAdviceV2,
+    RiskInformationV2,
+    TransferNoticeV2,
+    ReleaseNoticeV2,
 )
 REGISTRY: dict[tuple[str, int], type[MessageContract]] = {(m.MESSAGE_TYPE, m.VERSION): m for m in MODELS}
 MESSAGE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(m.MESSAGE_TYPE for m in MODELS))
@@ -119,14 +126,19 @@ def section_paths(model: type[BaseModel]) -> dict[tuple[str, ...], str]:
     return found
 
 
+def _carries_data(node: Any) -> bool:
+    # an empty list or object carries no personal data: a v1 screening-result always has ``instruments: []``
+    return node is not None and node != [] and node != {}
+
+
 def sections_present(message_type: str, version: int, payload: dict[str, Any]) -> dict[str, str]:
-    """Sections present (non-null) in a validated payload, as section name -> data category."""
+    """Sections present (non-null, non-empty) in a validated payload, as section name -> data category."""
     present: dict[str, str] = {}
     for path, category in section_paths(model_for(message_type, version)).items():
         node: Any = payload
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
-        if node is not None:
+        if _carries_data(node):
             present[path[-1]] = category
     return present
 

@@ -1,12 +1,15 @@
 """release-notice: release date, how certain it is, and what is arranged per basic condition.
-An unexpected release (e.g. from remand by a judge's decision) is announced at once."""
+An unexpected release (e.g. from remand by a judge's decision) is announced at once.
+v2 may carry the art. 18b condition as the sender asserts it (for the mayor)."""
 from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from contracts.common import CbsCode, Contract, DataCategory, MessageContract, PerBasicCondition, ShortText, not_before, section
+from contracts.common import (
+    AssertsRisk18b, CbsCode, Contract, DataCategory, MessageContract, PerBasicCondition, ShortText, not_before, section,
+)
 
 
 class ReleaseCertainty(StrEnum):
@@ -55,3 +58,15 @@ class ReleaseNoticeV1(MessageContract):
 
     def announced_release_date(self) -> date | None:
         return self.expected_release_date
+
+    def stated_municipalities(self) -> dict[str, str]:
+        return {"intended": self.destination_municipality}
+
+    def stay_arrival(self) -> date | None:
+        return self.arrival_date
+
+
+class ReleaseNoticeV2(AssertsRisk18b, ReleaseNoticeV1):
+    """Version 2: may carry the sender's ``risk18b`` assertion (art. 18b Pbw)."""
+
+    VERSION = 2

@@ -1,12 +1,13 @@
 """risk-information (art. 18b Pbw): a summary level kept apart from the detail level, so policy can
-pass the summary (mayor, municipality with consent) and withhold the full assessment."""
+pass the summary (mayor, municipality with consent) and withhold the full assessment.
+v2 adds the art. 18b condition as the sender asserts it, so policy can check it was asserted."""
 from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
 
-from contracts.common import Contract, DataCategory, MessageContract, ShortText, Text, section
+from contracts.common import AssertsRisk18b, Contract, DataCategory, MessageContract, ShortText, Text, section
 
 
 class RiskInstrument(StrEnum):
@@ -56,3 +57,9 @@ class RiskInformationV1(MessageContract):
     MESSAGE_TYPE = "risk-information"
     summary: RiskSummary = section(DataCategory.RISK_SUMMARY, "Summary level: instrument, risk levels, active conditions")
     detail: RiskDetail | None = section(DataCategory.RISK_DETAIL, "Detail level: criminogenic factors and narrative")
+
+
+class RiskInformationV2(AssertsRisk18b, RiskInformationV1):
+    """Version 2: may carry the sender's ``risk18b`` assertion (art. 18b Pbw)."""
+
+    VERSION = 2

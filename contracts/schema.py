@@ -1,8 +1,11 @@
-"""Generate the committed JSON Schemas (``python -m contracts.schema``) and compare them in tests."""
+"""Generate the committed JSON Schemas (``python -m contracts.schema``) and compare them in tests.
+Each version has its own directory ``schemas/v<N>/`` and its own lock of released fields."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from contracts.registry import MODELS
@@ -64,21 +67,37 @@ def field_types(schema: dict) -> dict[str, str]:
     return out
 
 
+def versions() -> list[int]:
+    return sorted({m.VERSION for m in MODELS})
+
+
 def lock_file(version: int) -> Path:
     return SCHEMA_DIR / f"v{version}" / "fields.lock.json"
 
 
-def write_lock(version: int = 1) -> Path:
-    """Record the released field map of a version (run once per release; only ever add to it)."""
-    lock = {m.MESSAGE_TYPE: field_types(generate(m)) for m in MODELS if m.VERSION == version}
+def write_lock(version: int) -> Path:
+    """Record the released field map of ``version`` (at its release, and when optional fields are added).
+    It only ever adds: a recorded field keeps its recorded type, so re-running cannot hide a removed or
+    retyped field from the compatibility test."""
     path = lock_file(version)
+    lock: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for model in MODELS:
+        if model.VERSION == version:
+            recorded = lock.setdefault(model.MESSAGE_TYPE, {})
+            for field, signature in field_types(generate(model)).items():
+                recorded.setdefault(field, signature)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
-def write_all() -> list[Path]:
+def write_all(only: Iterable[int] | None = None) -> list[Path]:
+    """Write the schema of every model (or of the versions in ``only``) to ``schemas/v<N>/<type>.json``."""
+    wanted = set(only) if only is not None else set(versions())
     written = []
     for model in MODELS:
+        if model.VERSION not in wanted:
+            continue
         path = schema_file(model.MESSAGE_TYPE, model.VERSION)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(model), encoding="utf-8")
@@ -86,8 +105,17 @@ def write_all() -> list[Path]:
     return written
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m contracts.schema", description="Regenerate the committed JSON Schemas.")
+    parser.add_argument("--lock", type=int, action="append", default=[], choices=versions(), metavar="VERSION",
+                        help="also record the released fields of VERSION in schemas/v<VERSION>/fields.lock.json (repeatable)")
+    args = parser.parse_args(argv)
+    shown = lambda p: p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p  # noqa: E731
+    for version in args.lock:
+        print(shown(write_lock(version)), file=sys.stderr)
+    for path in write_all():
+        print(shown(path), file=sys.stderr)
+
+
 if __name__ == "__main__":
-    if "--lock" in sys.argv:
-        print(write_lock(), file=sys.stderr)
-    for p in write_all():
-        print(p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p, file=sys.stderr)
+    main()

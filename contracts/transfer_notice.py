@@ -1,9 +1,9 @@
-"""transfer-notice: plan and ownership move to another PI."""
+"""transfer-notice: plan and ownership move to another PI. v2 can state the intended municipality."""
 from datetime import date
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from contracts.common import MessageContract, Oin, ShortText
+from contracts.common import CbsCode, MessageContract, Oin, ShortText
 
 
 class TransferNoticeV1(MessageContract):
@@ -19,3 +19,13 @@ class TransferNoticeV1(MessageContract):
         if value == info.data.get("from_prison_oin"):
             raise ValueError("the receiving prison must differ from the sending prison")
         return value
+
+
+class TransferNoticeV2(TransferNoticeV1):
+    VERSION = 2
+    intended_municipality: CbsCode | None = Field(
+        None, description="The intended municipality after release, when it is known or changes at transfer"
+    )
+
+    def stated_municipalities(self) -> dict[str, str]:
+        return {"intended": self.intended_municipality} if self.intended_municipality else {}

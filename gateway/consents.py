@@ -76,9 +76,11 @@ def _check_scope(services: Services, body: ConsentRequest) -> None:
     problems += [(f"/purposes/{i}", f"unknown purpose {p!r}") for i, p in enumerate(body.purposes) if p not in cat.purposes]
     problems += [(f"/recipientKinds/{i}", f"unknown party kind {k!r}") for i, k in enumerate(body.recipient_kinds) if k not in cat.party_kinds]
     allowed = cat.consent_givers.get(body.given_by, frozenset())
-    if allowed is not None:
-        problems += [(f"/categories/{i}", f"{body.given_by} cannot consent to {c!r}")
-                     for i, c in enumerate(body.categories) if c not in allowed and c in cat.categories]
+    for i, c in enumerate(body.categories):
+        if c in cat.consent_is_no_basis_for:
+            problems.append((f"/categories/{i}", f"consent is no basis for {c!r} in this chain (it passes on the law or never)"))
+        elif c in cat.categories and allowed is not None and c not in allowed:
+            problems.append((f"/categories/{i}", f"{body.given_by} cannot consent to {c!r} (consent opens only {sorted(allowed)})"))
     if body.valid_until and body.valid_from and body.valid_until <= body.valid_from:
         problems.append(("/validUntil", "validUntil must lie after validFrom"))
     if problems:

@@ -32,7 +32,7 @@ DEFAULT_SCOPES = {
     "dji": "messages:send messages:read consents:write consents:read subscriptions:write",
     "probation": "messages:send messages:read consents:write consents:read subscriptions:write",
     "municipality": "messages:send messages:read consents:read subscriptions:write",
-    "mayor": "messages:read consents:read subscriptions:write",
+    "mayor": "messages:send messages:read consents:read subscriptions:write",
     "auditor": "audit:read",
     "inspectorate": "audit:read-all",
     "operator": "admin audit:read-all",

@@ -31,6 +31,8 @@ _TYPES = [
     ProblemType("exchange-not-allowed", 403, "The policy catalogue does not allow this exchange"),
     ProblemType("purpose-not-allowed", 403, "The stated purpose is not allowed for this exchange"),
     ProblemType("consent-required", 403, "This exchange needs the detainee's consent and none is in force"),
+    ProblemType("recipient-not-competent", 403, "The recipient is not the competent municipality (or its mayor) for this detainee"),
+    ProblemType("condition-not-met", 403, "The legal condition this exchange requires is not asserted"),
     ProblemType("not-found", 404, "Not found"),
     ProblemType("method-not-allowed", 405, "Method not allowed"),
     ProblemType("idempotency-conflict", 409, "The Idempotency-Key was used before with another request"),

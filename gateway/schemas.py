@@ -23,7 +23,7 @@ class SendMessageRequest(Wire):
     recipients: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=20)] = Field(
         description="OIN, 'municipality:<CBS code>' or 'mayor:<CBS code>'", examples=[["municipality:0363"]]
     )
-    payload: dict[str, Any] = Field(description="the message itself, as its contract in contracts/schemas/v1 says")
+    payload: dict[str, Any] = Field(description="the message itself, as its contract says (contracts/schemas/v<version>/<type>.json)")
 
 
 class Redaction(Wire):
@@ -31,6 +31,15 @@ class Redaction(Wire):
     category: str
     reason: Literal["consent-required", "not-permitted"]
     rule: str | None
+
+
+class ReleasedSection(Wire):
+    """A section that reached the recipient, and the legal basis that let it through."""
+
+    section: str
+    category: str
+    legal_basis: str = Field(description="pbw-18a, pm-20d-2, pm-20d-3, pm-20d-4, pbw-18b or consent")
+    consents: list[str] = Field([], description="for basis consent: the consents that opened it")
 
 
 class DeliveryStatus(Wire):
@@ -41,6 +50,7 @@ class DeliveryStatus(Wire):
     rule: str | None
     legal_basis: str | None
     redactions: list[Redaction] = []
+    released_sections: list[ReleasedSection] = Field([], description="per section that passed, the basis that let it through")
     delivered_at: datetime
     first_read_at: datetime | None = None
     acknowledgement: str | None = None
@@ -74,6 +84,7 @@ class MessageView(Wire):
     due_date: date | None = None
     in_reply_to: str | None = None
     redactions: list[Redaction] = []
+    released_sections: list[ReleasedSection] = Field([], description="per section that passed, the basis that let it through")
     payload: dict[str, Any]
 
 

@@ -209,3 +209,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("storage backends")
         for backend, by_outcome in sorted(counts.items()):
             terminalreporter.write_line(f"{backend}: " + ", ".join(f"{n} {o}" for o, n in sorted(by_outcome.items())))
+
+
+@pytest.fixture
+async def stay(services, orgs) -> str:
+    """The default subject's stay as a detention-notice would leave it: Amsterdam (residence) and
+    Rotterdam (intended) are the competent municipalities. For tests about something else."""
+    from tests.scenario import seed_stay
+
+    return await seed_stay(services)

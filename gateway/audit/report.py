@@ -12,6 +12,8 @@ ACTIVITY_TEXT = {
     "acknowledge": "acknowledged a message about you", "deny": "was refused information about you",
     "redact": "had parts withheld", "consent-record": "recorded your consent", "consent-withdraw": "recorded the withdrawal of your consent",
     "export": "exported audit records", "audit-query": "looked up the processing log", "purge": "deleted information about you",
+    "competence": "recorded which municipality is responsible for your return",
+    "disclose": "received a part that your consent opened",
 }
 
 

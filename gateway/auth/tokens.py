@@ -30,7 +30,7 @@ SCOPES_BY_KIND: dict[str, frozenset[str]] = {
     "dji": frozenset({*_EXCHANGE, "consents:write"}),
     "probation": frozenset({*_EXCHANGE, "consents:write"}),
     "municipality": frozenset(_EXCHANGE),
-    "mayor": frozenset({"messages:read", "consents:read", "subscriptions:write"}),
+    "mayor": frozenset(_EXCHANGE),  # sends art. 18b risk information only (the catalogue says so)
     "auditor": frozenset({"audit:read"}),
     "inspectorate": frozenset({"audit:read", "audit:read-all"}),
     "operator": frozenset({"admin", "audit:read-all"}),

@@ -59,6 +59,22 @@ class SubjectRecord(SQLModel, table=True):
     created_at: datetime = utc_col(nullable=False)
 
 
+class Stay(SQLModel, table=True):
+    """One prison stay of a subject, and the municipalities competent for it (art. 18a lid 4 Pbw):
+    where the detainee lived before detention and where they intend to live after release. Learnt from
+    the detention, transfer and release notices the gateway carried; the latest stay is the current one."""
+
+    __tablename__ = "stays"
+    id: int | None = Field(default=None, primary_key=True)
+    subject_id: str = Field(foreign_key="subjects.id", max_length=64, index=True)
+    arrival_date: date | None = None
+    prison_oin: str | None = Field(default=None, max_length=20)
+    residence_cbs: str | None = Field(default=None, max_length=4, description="municipality of residence before detention")
+    intended_cbs: str | None = Field(default=None, max_length=4, description="intended municipality after release")
+    created_at: datetime = utc_col(nullable=False)
+    updated_at: datetime = utc_col(nullable=False)
+
+
 class SubjectIdentifier(SQLModel, table=True):
     """Keyed hash of each identifier (BSN, SKN) -> the subject it belongs to."""
 

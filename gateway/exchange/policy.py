@@ -9,13 +9,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from consent import ConsentRecord, Decision, Exchange, decide
 from consent.catalogue import Catalogue
 from gateway.db.models import Consent, Organisation
-from gateway.schemas import Redaction
+from gateway.schemas import Redaction, ReleasedSection
 
 DENY_PROBLEM = {
     "no-route": "exchange-not-allowed",
     "unknown-purpose": "purpose-not-allowed",
     "purpose-not-allowed": "purpose-not-allowed",
     "consent-required": "consent-required",
+    "recipient-not-competent": "recipient-not-competent",
+    "condition-not-met": "condition-not-met",
 }
 
 
@@ -35,11 +37,13 @@ async def consents_of(session: AsyncSession, subject_id: str) -> list[ConsentRec
 def decide_for(
     catalogue: Catalogue, *, sender_kind: str, recipient: Organisation, message_type: str, purpose: str,
     subject_id: str, sections: dict[str, str], consents: list[ConsentRecord], at: datetime,
+    facts: frozenset[str] = frozenset(),
 ) -> Decision:
     return decide(
         catalogue,
         Exchange(sender_kind=sender_kind, recipient_kind=recipient.kind, recipient_oin=recipient.oin,
-                 message_type=message_type, purpose=purpose, subject_id=subject_id, sections=sections, at=at),
+                 message_type=message_type, purpose=purpose, subject_id=subject_id, sections=sections, at=at,
+                 facts=facts),
         consents,
     )
 
@@ -48,10 +52,29 @@ def redactions(decision: Decision) -> list[Redaction]:
     return [Redaction(section=w.section, category=w.category, reason=w.reason, rule=decision.rule) for w in decision.withheld]
 
 
+def released(decision: Decision) -> list[ReleasedSection]:
+    return [ReleasedSection(section=r.section, category=r.category, legal_basis=r.basis, consents=list(r.consents))
+            for r in decision.released]
+
+
+def bases_detail(decision: Decision) -> str:
+    """Per released section the basis that let it through, for the audit record's detail."""
+    return "sections: " + ", ".join(f"{r.section}={r.basis}" for r in decision.released) if decision.released else "no sections"
+
+
+def audit_consent_disclosures(uow, decision: Decision, **common) -> None:
+    """A section opened by consent is recorded on basis ``consent``, naming the consents that opened it."""
+    for r in decision.released:
+        if r.basis == "consent":
+            uow.audit("disclose", "consent", **{**common, "legal_basis": "consent"},
+                      detail=f"section {r.section} ({r.category}) opened by consent {', '.join(r.consents)}")
+
+
 def stored(decision: Decision) -> dict:
     """The decision as kept with the delivery (and shown to the sender)."""
     return {
         "outcome": decision.outcome, "rule": decision.rule, "legalBasis": decision.basis,
         "explanation": decision.explanation, "consents": list(decision.consents),
         "redactions": [r.model_dump(by_alias=True) for r in redactions(decision)],
+        "releasedSections": [r.model_dump(by_alias=True) for r in released(decision)],
     }

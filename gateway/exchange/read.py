@@ -7,12 +7,12 @@ import json
 
 from sqlmodel import select
 
-from contracts import redact, sections_present
+from contracts import redact, sections_present, validate_payload
 from gateway.auth.dependencies import actor
 from gateway.auth.tokens import Caller
 from gateway.crypto import Sealed
 from gateway.db.models import Delivery, Message, Organisation
-from gateway.exchange import policy
+from gateway.exchange import competence, policy
 from gateway.exchange.retention import is_purged
 from gateway.problems import Problem
 from gateway.schemas import MessageView
@@ -45,17 +45,20 @@ async def read_message(services: Services, caller: Caller, message_id: str, purp
             if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
                 raise Problem("gone", "the sender's copy was purged under the retention schedule")
             uow.audit("read", "own-copy", counterparty_oin=None, **base)
-            return _view(message, purpose, _open(services, message), [], None, None)
+            return _view(message, purpose, _open(services, message), [], None, None, [])
         if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
             raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
 
         payload = _open(services, message)
         sender = await session.get(Organisation, message.sender_oin)
         me = await session.get(Organisation, caller.oin)
+        contract = validate_payload(message.type, message.version, payload)
+        now_competent = await competence.current_competence(session, message.subject_id)
         decision = policy.decide_for(
             services.catalogue, sender_kind=sender.kind, recipient=me, message_type=message.type, purpose=purpose,
             subject_id=message.subject_id, sections=sections_present(message.type, message.version, payload),
             consents=await policy.consents_of(session, message.subject_id), at=uow.now,
+            facts=competence.facts_for(me, now_competent, contract),
         )
         common = dict(counterparty_oin=message.sender_oin, legal_basis=decision.basis, rule=decision.rule, **base)
         if not decision.allowed:
@@ -63,7 +66,8 @@ async def read_message(services: Services, caller: Caller, message_id: str, purp
             denial = Problem(policy.DENY_PROBLEM[decision.deny_reason], decision.explanation)
         else:
             denial = None
-            uow.audit("read", decision.outcome, **common)
+            uow.audit("read", decision.outcome, detail=policy.bases_detail(decision), **common)
+            policy.audit_consent_disclosures(uow, decision, **common)
             for w in decision.withheld:
                 uow.audit("redact", "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
             if delivery.first_read_at is None:
@@ -79,13 +83,13 @@ async def read_message(services: Services, caller: Caller, message_id: str, purp
     if denial is not None:  # the denial's audit record is committed; now answer
         raise denial
     return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
-                 policy.redactions(decision), decision.basis, decision.rule)
+                 policy.redactions(decision), decision.basis, decision.rule, policy.released(decision))
 
 
-def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule) -> MessageView:
+def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule, released) -> MessageView:
     return MessageView(
         id=message.id, type=message.type, version=message.version, sender_oin=message.sender_oin,
         subject_id=message.subject_id, purpose=message.purpose, read_purpose=purpose, legal_basis=basis, rule=rule,
         created_at=message.created_at, due_date=message.due_date, in_reply_to=message.in_reply_to,
-        redactions=redactions, payload=payload,
+        redactions=redactions, released_sections=released, payload=payload,
     )

@@ -18,7 +18,7 @@ from contracts.registry import UnknownContract
 from gateway.auth.dependencies import actor
 from gateway.auth.tokens import Caller
 from gateway.db.models import Delivery, IdempotencyKey, Message, SubjectRecord
-from gateway.exchange import policy, retention
+from gateway.exchange import competence, policy, retention
 from gateway.exchange.recipients import resolve
 from gateway.exchange.subjects import ensure_subject, subject_for
 from gateway.exchange.views import delivery_status
@@ -35,7 +35,7 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
 
     contract = _validate(body)
     payload = contract.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if not any(r.message == body.type and r.sender_kind == caller.kind for r in services.catalogue.rules):
+    if not services.catalogue.may_send(caller.kind, body.type):
         raise Problem("exchange-not-allowed", f"a {caller.kind} organisation does not send {body.type}")
     sections = sections_present(body.type, body.version, payload)
     bsn, skn = contract.subject.bsn, contract.subject.skn
@@ -46,10 +46,13 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
         request_delivery = await _request_answered(session, caller, contract)
         subject_id = await subject_for(session, services.pseudonyms, bsn, skn)
         consents = await policy.consents_of(session, subject_id)
+        before = await competence.current_competence(session, subject_id)
+    after = before.after(contract, caller.oin)  # the message's own statement of residence/intention counts
 
     decisions = {
         org.oin: policy.decide_for(services.catalogue, sender_kind=caller.kind, recipient=org, message_type=body.type,
-                                   purpose=body.purpose, subject_id=subject_id, sections=sections, consents=consents, at=now)
+                                   purpose=body.purpose, subject_id=subject_id, sections=sections, consents=consents,
+                                   at=now, facts=competence.facts_for(org, after, contract))
         for org in recipients
     }
     denied = [(org, decisions[org.oin]) for org in recipients if not decisions[org.oin].allowed]
@@ -75,6 +78,7 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
             if release_date is not None:
                 await retention.reschedule_for_release(uow.session, services.settings, subject_id, release_date)
             known_release = release_date or await _known_release_date(uow.session, subject_id)
+            await competence.record(uow, subject_id, message_id, body.type, before, after)
             uow.audit("send", "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,
                       detail=f"{body.type} v{body.version} to {len(recipients)} recipient(s)")
             deliveries = []
@@ -89,7 +93,8 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
                 deliveries.append(delivery)
                 common = dict(counterparty_oin=org.oin, subject_id=subject_id, message_id=message_id,
                               purpose=body.purpose, legal_basis=decision.basis, rule=decision.rule)
-                uow.audit("deliver", decision.outcome, **common)
+                uow.audit("deliver", decision.outcome, detail=policy.bases_detail(decision), **common)
+                policy.audit_consent_disclosures(uow, decision, **common)
                 for w in decision.withheld:
                     uow.audit("redact", "withheld", detail=f"section {w.section} ({w.category}): {w.reason}", **common)
                 uow.emit("message.delivered", subject_id, {

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gateway.db.models import Delivery, Message
-from gateway.schemas import DeliveryStatus, MessageSummary, Redaction
+from gateway.schemas import DeliveryStatus, MessageSummary, Redaction, ReleasedSection
 
 
 def delivery_status(d: Delivery) -> DeliveryStatus:
@@ -10,6 +10,7 @@ def delivery_status(d: Delivery) -> DeliveryStatus:
         recipient_oin=d.recipient_oin, recipient_kind=d.recipient_kind, status=d.status,
         decision=d.decision["outcome"], rule=d.decision.get("rule"), legal_basis=d.decision.get("legalBasis"),
         redactions=[Redaction.model_validate(r) for r in d.decision.get("redactions", [])],
+        released_sections=[ReleasedSection.model_validate(r) for r in d.decision.get("releasedSections", [])],
         delivered_at=d.created_at, first_read_at=d.first_read_at, acknowledgement=d.acknowledgement,
         acknowledgement_reason=d.acknowledgement_reason, acknowledged_at=d.acknowledged_at,
         replied_at=d.replied_at, purged_at=d.purged_at,

@@ -34,7 +34,7 @@ def start_gateway(services, port: int) -> subprocess.Popen:
     raise AssertionError("gateway did not start")
 
 
-async def test_a_message_answered_201_survives_a_sigkill_of_the_gateway(orgs, services):
+async def test_a_message_answered_201_survives_a_sigkill_of_the_gateway(orgs, services, stay):
     plan = json.loads((ROOT / "contracts/examples/dr-plan/valid-full.json").read_text())
     body = {"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"], "payload": plan}
     port = free_port()

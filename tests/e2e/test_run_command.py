@@ -52,14 +52,34 @@ def test_run_command_serves_ready_within_60_s_and_a_cli_token_is_accepted(tmp_pa
         inbox = httpx.get(f"{base}/api/v1/inbox", headers={"Authorization": f"Bearer {token}"})
         assert inbox.status_code == 200 and inbox.headers["api-version"] == "1.0.0"
 
-        plan = json.loads((ROOT / "contracts/examples/dr-plan/valid-full.json").read_text())
-        sent = httpx.post(f"{base}/api/v1/messages", headers={"Authorization": f"Bearer {brb_token(tmp_path, PI_VUGHT)}",
-                                                             "Idempotency-Key": uuid.uuid4().hex},
-                          json={"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"],
-                                "payload": plan})
+        # the README's order: the detention-notice establishes Amsterdam as competent, then the plan goes there
+        notice = json.loads((ROOT / "contracts/examples/detention-notice/valid-full.json").read_text())
+        admitted = httpx.post(f"{base}/api/v1/messages", headers={"Authorization": f"Bearer {brb_token(tmp_path, PI_VUGHT)}",
+                                                                 "Idempotency-Key": uuid.uuid4().hex},
+                              json={"type": "detention-notice", "version": 1, "purpose": "reintegration",
+                                    "recipients": ["municipality:0363"], "payload": notice})
+        assert admitted.status_code == 201, admitted.text
+        plan = json.loads((ROOT / "contracts/examples/dr-plan/v2/valid-full.json").read_text())
+
+        def send_plan(recipient: str) -> httpx.Response:
+            return httpx.post(f"{base}/api/v1/messages", headers={"Authorization": f"Bearer {brb_token(tmp_path, PI_VUGHT)}",
+                                                                 "Idempotency-Key": uuid.uuid4().hex},
+                              json={"type": "dr-plan", "version": 2, "purpose": "reintegration", "recipients": [recipient],
+                                    "payload": plan})
+
+        sent = send_plan("municipality:0363")
         assert sent.status_code == 201, sent.text
+        delivery = sent.json()["deliveries"][0]  # what the README says of this receipt
+        assert {r["section"]: r["legalBasis"] for r in delivery["releasedSections"]} == {
+            "identity-document": "pm-20d-2", "housing": "pm-20d-2", "work-income": "pm-20d-2", "debts": "pm-20d-2",
+            "care": "pm-20d-3", "social-network": "pm-20d-2"}
+        assert {r["section"]: r["reason"] for r in delivery["redactions"]} == {
+            "children-family": "consent-required", "health": "not-permitted", "restorative-work": "not-permitted",
+            "behaviour": "not-permitted"}
+        refused = send_plan("municipality:0599")
+        assert refused.status_code == 403 and refused.json()["type"].endswith("/recipient-not-competent")
         inbox = httpx.get(f"{base}/api/v1/inbox", headers={"Authorization": f"Bearer {brb_token(tmp_path, AMSTERDAM)}"}).json()
-        assert [m["id"] for m in inbox["items"]] == [sent.json()["id"]]
+        assert [m["id"] for m in inbox["items"]] == [admitted.json()["id"], sent.json()["id"]]
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         try:

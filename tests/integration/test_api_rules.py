@@ -36,7 +36,7 @@ def test_committed_document_follows_the_design_rules_we_rely_on():
         assert re.fullmatch(r"[A-Z][A-Za-z0-9]*", name), name
 
 
-async def test_every_endpoint_answers_with_the_api_version_header(client, orgs):
+async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, stay):
     chain = Chain(client, orgs)
     seen: dict[tuple[str, str], int] = {}
 
@@ -55,7 +55,7 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs):
     await call("GET", "/messages/{message_id}", orgs.amsterdam, f"/messages/{mid}", params={"purpose": "aftercare"})
     await call("POST", "/messages/{message_id}/acknowledgements", orgs.amsterdam, f"/messages/{mid}/acknowledgements", json={"status": "received"})
     await call("GET", "/messages/{message_id}/deliveries", orgs.vught, f"/messages/{mid}/deliveries")
-    consent = (await call("POST", "/consents", orgs.vught, json={"subject": {"bsn": BSN}, "categories": ["social-network"],
+    consent = (await call("POST", "/consents", orgs.vught, json={"subject": {"bsn": BSN}, "categories": ["children-family"],
                "recipientKinds": ["municipality"], "purposes": ["aftercare"], "evidenceReference": "f-1"})).json()
     await call("GET", "/consents", orgs.amsterdam, params={"subjectId": consent["subjectId"]})
     await call("POST", "/consents/{consent_id}/withdrawal", orgs.vught, f"/consents/{consent['id']}/withdrawal", json={})
@@ -103,7 +103,7 @@ async def test_errors_are_problem_json_with_exactly_the_documented_members(clien
     assert responses[4].json()["detail"].startswith("3 invalid field(s): /purpose: Field required; /recipients: Field required; /payload:")
 
 
-async def test_metrics_use_route_templates_never_identifiers(client, orgs):
+async def test_metrics_use_route_templates_never_identifiers(client, orgs, stay):
     mid = (await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
     await client.get(f"/api/v1/messages/{mid}", params={"purpose": "aftercare"}, headers=orgs.amsterdam.headers())
     text = (await client.get("/metrics")).text

@@ -13,7 +13,7 @@ from gateway.audit.chain import AuditEntry
 from gateway.db.models import AuditRecord
 from gateway.broker import free_port
 from tests.conftest import eventually, settings_env
-from tests.scenario import BSN, Chain, example
+from tests.scenario import BSN, Chain, detention_notice, example
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,13 +36,13 @@ async def sql(services, statement: str) -> None:
         await s.exec(text(statement))
 
 
-async def test_untouched_chain_verifies(client, orgs):
+async def test_untouched_chain_verifies(client, orgs, stay):
     await some_history(client, orgs)
     result = await verify(client, orgs)
     assert result["intact"] is True and result["checked"] == result["lastSeq"] == 9
 
 
-async def test_a_changed_field_is_detected_naming_the_record(client, orgs, services):
+async def test_a_changed_field_is_detected_naming_the_record(client, orgs, services, stay):
     await some_history(client, orgs)
     await sql(services, "UPDATE audit_records SET purpose = 'public-order' WHERE seq = 3")
     result = await verify(client, orgs)
@@ -50,21 +50,21 @@ async def test_a_changed_field_is_detected_naming_the_record(client, orgs, servi
     assert result["brokenId"]
 
 
-async def test_a_deleted_record_is_detected(client, orgs, services):
+async def test_a_deleted_record_is_detected(client, orgs, services, stay):
     await some_history(client, orgs)
     await sql(services, "DELETE FROM audit_records WHERE seq = 4")
     result = await verify(client, orgs)
     assert (result["intact"], result["brokenSeq"]) == (False, 5) and "missing" in result["reason"]
 
 
-async def test_a_deleted_last_record_is_detected(client, orgs, services):
+async def test_a_deleted_last_record_is_detected(client, orgs, services, stay):
     await some_history(client, orgs)
     await sql(services, "DELETE FROM audit_records WHERE seq = 9")
     result = await verify(client, orgs)
     assert result["intact"] is False and "ends at 8" in result["reason"]
 
 
-async def test_two_reordered_records_are_detected(client, orgs, services):
+async def test_two_reordered_records_are_detected(client, orgs, services, stay):
     await some_history(client, orgs)
     for statement in ("UPDATE audit_records SET seq = -1 WHERE seq = 6", "UPDATE audit_records SET seq = 6 WHERE seq = 7",
                       "UPDATE audit_records SET seq = 7 WHERE seq = -1"):
@@ -73,7 +73,7 @@ async def test_two_reordered_records_are_detected(client, orgs, services):
     assert (result["intact"], result["brokenSeq"]) == (False, 6)
 
 
-async def test_a_forged_record_is_detected(client, orgs, services):
+async def test_a_forged_record_is_detected(client, orgs, services, stay):
     await some_history(client, orgs)
     async with services.db.read() as s:
         last = (await s.exec(select(AuditRecord).where(AuditRecord.seq == 9))).one()
@@ -85,14 +85,14 @@ async def test_a_forged_record_is_detected(client, orgs, services):
     assert (result["intact"], result["brokenSeq"], result["brokenId"]) == (False, 10, "forged-0001")
 
 
-async def test_verify_from_a_checkpoint(client, orgs, services):
+async def test_verify_from_a_checkpoint(client, orgs, services, stay):
     await some_history(client, orgs)
     await some_history(client, orgs)
     result = await verify(client, orgs, fromSeq=10)
     assert result["intact"] is True and result["checked"] == 9 and result["lastSeq"] == 18
 
 
-async def test_parallel_sends_from_several_processes_leave_one_intact_chain(client, orgs, services, database):
+async def test_parallel_sends_from_several_processes_leave_one_intact_chain(client, orgs, services, database, stay):
     processes, per_process = 3, 15
     settings = services.settings.model_dump(mode="json")
     for secret in ("pseudonym_key", "encryption_keys", "audit_chain_key"):
@@ -115,7 +115,7 @@ async def test_parallel_sends_from_several_processes_leave_one_intact_chain(clie
     assert (await verify(client, orgs))["intact"] is True
 
 
-async def test_an_auditor_sees_only_its_own_organisation_and_the_inspectorate_sees_all(client, orgs):
+async def test_an_auditor_sees_only_its_own_organisation_and_the_inspectorate_sees_all(client, orgs, stay):
     chain = Chain(client, orgs)
     ams = (await chain.send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
     rdam = (await chain.send(orgs.vught, "dr-plan", ["municipality:0599"])).json()["id"]
@@ -132,7 +132,7 @@ async def test_an_auditor_sees_only_its_own_organisation_and_the_inspectorate_se
     assert {ams, rdam} <= {r["messageId"] for r in everything}
 
 
-async def test_audit_queries_and_exports_are_themselves_audited(client, orgs):
+async def test_audit_queries_and_exports_are_themselves_audited(client, orgs, stay):
     await some_history(client, orgs)
     await client.get("/api/v1/audit/records", params={"activity": "read"}, headers=orgs.fg_amsterdam.headers())
     export = await client.get("/api/v1/audit/export", params={"format": "csv"}, headers=orgs.fg_amsterdam.headers())
@@ -143,7 +143,7 @@ async def test_audit_queries_and_exports_are_themselves_audited(client, orgs):
     assert "activity=read" in logged[0]["detail"]
 
 
-async def test_records_filter_and_page(client, orgs):
+async def test_records_filter_and_page(client, orgs, stay):
     mid = await some_history(client, orgs)
     seen, cursor = [], None
     while True:
@@ -159,10 +159,10 @@ async def test_records_filter_and_page(client, orgs):
     assert sum(r["activity"] == "audit-query" for r in seen) >= 4
 
 
-async def test_subject_report_lists_every_processing_about_one_person(client, orgs):
+async def test_subject_report_lists_every_processing_about_one_person(client, orgs, stay):
     await some_history(client, orgs)
     await Chain(client, orgs).send(orgs.vught, "detention-notice", ["municipality:0599"],
-                                   {**example("detention-notice"), "subject": {"bsn": "111222333"}})
+                                   detention_notice("111222333", residence="0599"))
     r = await client.post("/api/v1/audit/subject-report", json={"bsn": BSN}, headers=orgs.inspectorate.headers())
     report = r.json()
     assert {x["subjectId"] for x in report["records"]} == {report["subjectId"]}
@@ -228,7 +228,7 @@ def services_actor(orgs):
     return Actor(oin=orgs.amsterdam.oin, kind="municipality")
 
 
-async def test_the_callers_traceparent_becomes_the_trace_id_of_every_audit_record_of_the_request(client, orgs, services):
+async def test_the_callers_traceparent_becomes_the_trace_id_of_every_audit_record_of_the_request(client, orgs, services, stay):
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     body = {"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"], "payload": example("dr-plan")}
     r = await client.post("/api/v1/messages", json=body, headers=orgs.vught.headers(

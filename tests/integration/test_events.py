@@ -22,7 +22,7 @@ from gateway.outbox.relay import Relay
 from gateway.services import Services
 from gateway.webhooks.dispatcher import Dispatcher
 from tests.conftest import eventually, settings_env, settings_for
-from tests.scenario import BSN, Chain, example, with_subject
+from tests.scenario import BSN, Chain, detention_notice, example, seed_stay, with_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 BSNS = ["999990019", "111222333", "123456782", "999990020", "999990032"]
@@ -89,6 +89,7 @@ async def korgs(kafka_services):
 
 
 async def test_a_send_produces_exactly_the_expected_cloudevents_keyed_by_subject(kclient, korgs, kafka_services, broker):
+    await seed_stay(kafka_services)
     receipt = (await Chain(kclient, korgs).send(korgs.vught, "dr-plan", ["municipality:0363"])).json()
     await drain(kafka_services)
     records = await consume(broker, kafka_services.settings.events_topic, 1)
@@ -134,7 +135,9 @@ async def test_with_the_broker_down_100_sends_are_accepted_and_all_arrive_in_ord
                                             with_subject(example("detention-notice"), bsn=bsn))).json()
                 sent_by_subject[receipt["subjectId"]].append(receipt["id"])
         await asyncio.sleep(1.0)
-        assert await unpublished(svc) == 300  # nothing published, nothing lost: 100 deliveries + 200 audit records
+        # nothing published, nothing lost: 100 deliveries + 200 audit records + 5 (each subject's competent
+        # municipality established by its first detention-notice)
+        assert await unpublished(svc) == 305
         outage.start()
         await eventually(lambda: _none_left(svc), timeout=60)
         records = await consume(outage.bootstrap, svc.settings.events_topic, 100)
@@ -163,7 +166,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
                          with_subject(example("detention-notice"), bsn=BSNS[i % len(BSNS)]))
     async with kafka_services.db.read() as s:
         all_ids = set((await s.exec(select(OutboxEvent.event_id))).all())
-    assert len(all_ids) == 180  # 60 deliveries and 120 audit records
+    assert len(all_ids) == 185  # 60 deliveries, 120 audit records, 5 competent municipalities established
     env = {**os.environ, **settings_env(kafka_services.settings), "BRB_RELAY_BATCH_SIZE": "25"}
     relay = subprocess.Popen([sys.executable, "-m", "gateway.cli", "relay"], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -173,7 +176,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
         relay.send_signal(signal.SIGKILL)
         relay.wait(10)
     left = await unpublished(kafka_services)
-    assert 0 < left < 180, "the relay was killed with part of the outbox still unpublished"
+    assert 0 < left < 185, "the relay was killed with part of the outbox still unpublished"
     await eventually(lambda: _drained_after_lease(kafka_services), timeout=60, interval=0.2)
     topics = [kafka_services.settings.events_topic, kafka_services.settings.audit_topic]
     records = [r for t in topics for r in await consume(broker, t, 60 if t.endswith("events") else 120)]
@@ -181,7 +184,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
 
 
 async def _some_published(svc) -> bool:
-    return await unpublished(svc) < 180
+    return await unpublished(svc) < 185
 
 
 async def _drained_after_lease(svc) -> bool:
@@ -279,6 +282,7 @@ async def test_a_flaky_receiver_gets_every_event_exactly_once_after_deduplicatio
 
 
 async def test_an_always_failing_receiver_ends_in_the_dead_letter_list_and_a_replay_delivers(kclient, korgs, kafka_services, receiver_server):
+    await seed_stay(kafka_services)
     receiver = Receiver(failure_rate=1.0)
     await subscribe(kclient, korgs.amsterdam, await receiver_server(receiver))
     mid = (await Chain(kclient, korgs).send(korgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
@@ -323,9 +327,10 @@ async def test_published_outbox_rows_are_pruned_after_a_week_and_unpublished_one
 
     await Chain(kclient, korgs).send(korgs.vught, "detention-notice", ["municipality:0363"])
     await drain(kafka_services)
-    await Chain(kclient, korgs).send(korgs.vught, "detention-notice", ["municipality:0599"])  # stays unpublished
+    await Chain(kclient, korgs).send(korgs.vught, "detention-notice", ["municipality:0599"],
+                                     detention_notice(residence="0599"))  # stays unpublished
     assert await prune_published(kafka_services) == 0
     kafka_services.clock.advance(timedelta(days=8))
-    assert await prune_published(kafka_services) == 3
+    assert await prune_published(kafka_services) == 4  # the delivery, send, deliver and competence records
     async with kafka_services.db.read() as s:
-        assert (await s.exec(select(func.count()).select_from(OutboxEvent))).one() == 3 == await unpublished(kafka_services)
+        assert (await s.exec(select(func.count()).select_from(OutboxEvent))).one() == 4 == await unpublished(kafka_services)

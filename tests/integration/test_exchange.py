@@ -17,10 +17,10 @@ async def count(services, model) -> int:
         return (await s.exec(select(func.count()).select_from(model))).one()
 
 
-async def test_round_trip_prison_to_municipality(client, orgs, services):
+async def test_round_trip_prison_to_municipality(client, orgs, services, stay):
     chain = Chain(client, orgs)
     receipt = (await chain.send(orgs.vught, "dr-plan", ["municipality:0363"])).json()
-    assert receipt["deliveries"][0]["status"] == "delivered" and receipt["deliveries"][0]["legalBasis"] == "pbw-18a"
+    assert receipt["deliveries"][0]["status"] == "delivered" and receipt["deliveries"][0]["legalBasis"] == "pm-20d-2"
     assert receipt["subjectId"].startswith("sub-") and BSN not in str(receipt)
 
     inbox = (await client.get("/api/v1/inbox", headers=orgs.amsterdam.headers())).json()["items"]
@@ -52,7 +52,7 @@ async def test_rejection_needs_a_reason_and_reaches_the_sender(client, orgs):
     assert status[0]["acknowledgementReason"] == "Betrokkene staat niet ingeschreven in Amsterdam"
 
 
-async def test_same_idempotency_key_and_body_returns_the_first_answer(client, orgs, services):
+async def test_same_idempotency_key_and_body_returns_the_first_answer(client, orgs, services, stay):
     chain = Chain(client, orgs)
     first = await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], key="plan-v2-0001")
     again = await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], key="plan-v2-0001")
@@ -60,7 +60,7 @@ async def test_same_idempotency_key_and_body_returns_the_first_answer(client, or
     assert await count(services, Message) == 1
 
 
-async def test_same_idempotency_key_with_another_body_is_a_conflict(client, orgs, services):
+async def test_same_idempotency_key_with_another_body_is_a_conflict(client, orgs, services, stay):
     chain = Chain(client, orgs)
     await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], key="plan-v2-0002")
     r = await chain.send(orgs.vught, "dr-plan", ["municipality:0599"], key="plan-v2-0002", expect=409)
@@ -68,7 +68,7 @@ async def test_same_idempotency_key_with_another_body_is_a_conflict(client, orgs
     assert await count(services, Message) == 1
 
 
-async def test_concurrent_duplicates_with_the_same_key_store_one_message(client, orgs, services):
+async def test_concurrent_duplicates_with_the_same_key_store_one_message(client, orgs, services, stay):
     chain = Chain(client, orgs)
     responses = await asyncio.gather(*(chain.send(orgs.vught, "dr-plan", ["municipality:0363"], key="same-key", expect=None)
                                        for _ in range(8)))
@@ -91,7 +91,7 @@ async def test_a_fault_after_the_message_insert_leaves_no_trace(client, orgs, se
     assert after == before == {Message: 0, Delivery: 0, AuditRecord: 0, OutboxEvent: 0, IdempotencyKey: 0}
 
 
-async def test_an_organisation_that_is_not_a_party_gets_404_on_every_message_endpoint(client, orgs):
+async def test_an_organisation_that_is_not_a_party_gets_404_on_every_message_endpoint(client, orgs, stay):
     mid = (await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
     outsider = orgs.rotterdam
     calls = [
@@ -105,7 +105,7 @@ async def test_an_organisation_that_is_not_a_party_gets_404_on_every_message_end
     assert unknown.status_code == 404
 
 
-async def test_stored_payload_does_not_contain_the_plaintext_bsn(client, orgs, services):
+async def test_stored_payload_does_not_contain_the_plaintext_bsn(client, orgs, services, stay):
     await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"])
     async with services.db.read() as s:
         row = (await s.exec(select(Message.payload_ciphertext, Message.key_id))).one()
@@ -133,7 +133,7 @@ async def test_a_municipality_cannot_send_a_dr_plan(client, orgs):
     assert r.json()["type"].endswith("/exchange-not-allowed")
 
 
-async def test_information_request_is_open_until_the_reply_closes_it(client, orgs):
+async def test_information_request_is_open_until_the_reply_closes_it(client, orgs, stay):
     chain = Chain(client, orgs)
     request_id = (await chain.send(orgs.vught, "information-request", ["municipality:0363", orgs.reclassering.oin])).json()["id"]
     open_for_amsterdam = (await client.get("/api/v1/inbox", params={"open": "true"}, headers=orgs.amsterdam.headers())).json()
@@ -173,7 +173,7 @@ async def test_inbox_pages_with_a_cursor_and_filters(client, orgs):
     assert r.status_code == 400 and "query:pageSize" in r.json()["detail"]
 
 
-async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_keeps_its_own(client, orgs, services):
+async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_keeps_its_own(client, orgs, services, stay):
     chain = Chain(client, orgs)
     plan_id = (await chain.send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
     notice = example("release-notice")  # expected release 2027-02-15
@@ -238,7 +238,7 @@ async def test_rate_limit_answers_429_with_retry_after(database):
         await svc.db.dispose()
 
 
-async def test_key_rotation_keeps_old_payloads_readable_and_rewrap_moves_them_to_the_new_key(client, orgs, services):
+async def test_key_rotation_keeps_old_payloads_readable_and_rewrap_moves_them_to_the_new_key(client, orgs, services, stay):
     import base64
 
     from gateway.crypto import KeyRing
@@ -261,7 +261,7 @@ async def test_key_rotation_keeps_old_payloads_readable_and_rewrap_moves_them_to
         assert (await chain.read(org, mid, "aftercare")).json()["payload"]["subject"]["bsn"] == BSN
 
 
-async def test_no_bsn_in_any_log_line(client, orgs, caplog):
+async def test_no_bsn_in_any_log_line(client, orgs, caplog, stay):
     import logging
 
     caplog.set_level(logging.DEBUG)

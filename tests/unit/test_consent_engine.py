@@ -20,13 +20,19 @@ PURPOSES = sorted(CATALOGUE.purposes)
 RECIPIENT = "00000001009990363000"
 
 
+ALL_FACTS = frozenset(CATALOGUE.conditions)
+
+
 def all_sections(message_type: str) -> dict[str, str]:
-    return {path[-1]: cat for path, cat in section_paths(REGISTRY[(message_type, 1)]).items()}
+    """Every section of every version of the message type."""
+    return {path[-1]: cat for (t, _v), model in REGISTRY.items() if t == message_type
+            for path, cat in section_paths(model).items()}
 
 
-def exchange(message_type, sender, recipient, purpose, sections=None, subject="sub-1", recipient_oin=RECIPIENT, at=NOW):
+def exchange(message_type, sender, recipient, purpose, sections=None, subject="sub-1", recipient_oin=RECIPIENT, at=NOW,
+             facts=ALL_FACTS):
     return Exchange(sender, recipient, recipient_oin, message_type, purpose, subject,
-                    all_sections(message_type) if sections is None else sections, at)
+                    all_sections(message_type) if sections is None else sections, at, facts)
 
 
 def full_consent(subject="sub-1", **overrides) -> ConsentRecord:
@@ -47,11 +53,20 @@ def test_every_combination_is_allowed_exactly_when_the_catalogue_has_a_rule_with
     decision = decide(CATALOGUE, exchange(message_type, sender, recipient, purpose), [full_consent()])
     assert decision.allowed is expected_allowed, decision.explanation
     if expected_allowed:
-        assert decision.rule == rule.id and decision.basis == rule.basis
+        assert decision.rule == rule.id and decision.basis == rule.effective_basis(ALL_FACTS)
         withheld = {w.category for w in decision.withheld}
-        assert withheld == {c for c in all_sections(message_type).values() if rule.sections[c] == "withhold"}
+        assert withheld == {c for c in all_sections(message_type).values() if rule.sections[c].kind == "withhold"}
     else:
         assert decision.deny_reason in ("no-route", "purpose-not-allowed")
+
+
+@pytest.mark.parametrize("rule", [r for r in CATALOGUE.rules if r.requires], ids=lambda r: r.id)
+def test_a_rule_whose_condition_does_not_hold_refuses_with_that_conditions_refusal(rule):
+    purpose = sorted(rule.purposes)[0]
+    for missing in rule.requires:
+        facts = ALL_FACTS - {missing}
+        decision = decide(CATALOGUE, exchange(rule.message, rule.sender_kind, rule.recipient_kind, purpose, facts=facts), [full_consent()])
+        assert decision.deny_reason == CATALOGUE.conditions[missing].refusal and decision.rule == rule.id
 
 
 def test_som_triage_never_reaches_a_municipality_or_a_mayor():
@@ -59,31 +74,14 @@ def test_som_triage_never_reaches_a_municipality_or_a_mayor():
         assert decide(CATALOGUE, exchange("som-triage", "dji", recipient, purpose), [full_consent()]).outcome == "deny"
 
 
-def test_dr_plan_to_municipality_without_consent_passes_only_the_basic_conditions():
-    d = decide(CATALOGUE, exchange("dr-plan", "dji", "municipality", "reintegration"), [])
-    assert d.outcome == "allow-with-redaction" and d.basis == "pbw-18a"
-    assert d.withheld_sections == {"social-network", "restorative-work", "behaviour"}
-    assert {w.reason for w in d.withheld} == {"consent-required"}
-
-
-def test_risk_information_to_mayor_passes_summary_never_detail():
-    d = decide(CATALOGUE, exchange("risk-information", "dji", "mayor", "public-order"), [full_consent()])
-    assert d.outcome == "allow-with-redaction" and d.basis == "pbw-18b"
-    assert [(w.section, w.reason) for w in d.withheld] == [("detail", "not-permitted")]
-
-
-def test_risk_information_to_municipality_needs_consent():
-    without = decide(CATALOGUE, exchange("risk-information", "dji", "municipality", "aftercare"), [])
-    assert without.deny_reason == "consent-required"
-    with_consent = decide(CATALOGUE, exchange("risk-information", "dji", "municipality", "aftercare"),
-                          [full_consent(categories=frozenset({"risk-summary"}))])
-    assert with_consent.outcome == "allow-with-redaction" and with_consent.withheld_sections == {"detail"}
-
-
-def test_other_parent_may_only_open_the_social_network():
-    other_parent = full_consent(given_by="other-parent")
-    d = decide(CATALOGUE, exchange("dr-plan", "dji", "municipality", "aftercare"), [other_parent])
-    assert d.withheld_sections == {"restorative-work", "behaviour"}
+def test_a_rule_that_rests_on_consent_is_refused_without_one():
+    data = copy.deepcopy(RAW)
+    rule = next(r for r in data["rules"] if r["id"] == "dr-plan/dji-to-municipality")
+    rule["requiresConsent"] = True
+    catalogue = parse(data)
+    d = decide(catalogue, exchange("dr-plan", "dji", "municipality", "aftercare"), [])
+    assert d.outcome == "deny" and d.deny_reason == "consent-required"
+    assert decide(catalogue, exchange("dr-plan", "dji", "municipality", "aftercare"), [full_consent()]).allowed
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -106,6 +104,7 @@ exchanges = st.builds(
     subject=st.sampled_from(["sub-1", "sub-2"]),
     recipient_oin=st.sampled_from([RECIPIENT, "00000001009990599000"]),
     at=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(timezone.utc)),
+    facts=st.frozensets(st.sampled_from(sorted(ALL_FACTS))),
 )
 
 
@@ -117,6 +116,7 @@ def _matching(ex: Exchange, category: str, pool: list[ConsentRecord]) -> bool:
         and c.valid_from <= ex.at and (c.valid_until is None or ex.at < c.valid_until)
         and (c.withdrawn_at is None or ex.at < c.withdrawn_at)
         and c.given_by in allowed_by_giver and (allowed_by_giver[c.given_by] is None or category in allowed_by_giver[c.given_by])
+        and category not in CATALOGUE.consent_is_no_basis_for
         for c in pool
     )
 
@@ -130,9 +130,9 @@ def test_no_consent_section_is_released_without_a_matching_valid_unwithdrawn_con
     rule = CATALOGUE.rule_for(ex.message_type, ex.sender_kind, ex.recipient_kind)
     for section, category in ex.sections.items():
         released = section not in decision.withheld_sections
-        if rule.sections[category] == "consent" and released:
+        if rule.sections[category].kind == "consent" and released:
             assert _matching(ex, category, pool), (section, category)
-        if rule.sections[category] == "withhold":
+        if rule.sections[category].kind == "withhold":
             assert not released
 
 
@@ -165,6 +165,12 @@ RAW = yaml.safe_load(DEFAULT_PATH.read_text())
     (lambda d: d["rules"][8]["sections"].pop("social-network"), "no treatment for categories"),
     (lambda d: d["rules"][0].update(basis="pbw-99"), "unknown legal basis"),
     (lambda d: d["rules"].append(copy.deepcopy(d["rules"][0])), "a second rule"),
+    (lambda d: d["rules"][8]["sections"].update({"health": "consent"}), "consent is no basis for 'health'"),
+    (lambda d: d["consentGivers"].update({"detainee": ["children-family", "health"]}), "consent is no basis for"),
+    (lambda d: d["rules"][8]["sections"].update({"restorative-work": {"pass": "pbw-99"}}), "unknown legal basis"),
+    (lambda d: d["rules"][8]["sections"].update({"restorative-work": "maybe"}), "treatment of 'restorative-work'"),
+    (lambda d: d["rules"][8].update(requires=["full-moon"]), "unknown condition"),
+    (lambda d: d["rules"][8].update(sectionBasis={"hobbies": "pm-20d-3"}), "has no section 'hobbies'"),
 ])
 def test_an_invalid_catalogue_refuses_to_load_with_a_clear_message(mutate, message):
     data = copy.deepcopy(RAW)

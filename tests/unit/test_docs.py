@@ -39,3 +39,12 @@ def test_glossary_explains_the_dutch_terms_of_art():
     glossary = (ROOT / "docs/glossary.md").read_text()
     for term in ("D&R-plan", "basisvoorwaarden", "nazorg", "SKN", "OIN", "CBS code", "burgemeester"):
         assert f"**{term}**" in glossary, term
+
+
+def test_the_legal_basis_page_equals_the_catalogue_the_gateway_enforces():
+    from consent import load
+    from consent.legal_basis import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(load()), "run `make schemas` (python -m consent.legal_basis)"
+    for basis in ("pbw-18a", "pm-20d-2", "pm-20d-3", "pm-20d-4", "pbw-18b", "consent"):
+        assert f"`{basis}`" in DOC.read_text(encoding="utf-8")
