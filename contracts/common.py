@@ -34,14 +34,14 @@ class DataCategory(StrEnum):
 
 def bsn_is_valid(value: str) -> bool:
     """The BSN 11-test: weights 9..2 and -1 over nine digits, sum divisible by 11."""
-    if not re.fullmatch(r"\d{9}", value):
+    if not re.fullmatch(r"[0-9]{9}", value):
         return False
     total = sum(int(d) * w for d, w in zip(value, (9, 8, 7, 6, 5, 4, 3, 2, -1)))
     return total % 11 == 0 and value != "000000000"
 
 
 def _check_bsn(value: str) -> str:
-    if not re.fullmatch(r"\d{9}", value):
+    if not re.fullmatch(r"[0-9]{9}", value):
         raise ValueError("a BSN is exactly 9 digits")
     if not bsn_is_valid(value):
         raise ValueError("BSN fails the 11-test (check digit is wrong)")
@@ -49,21 +49,22 @@ def _check_bsn(value: str) -> str:
 
 
 def _check_oin(value: str) -> str:
-    if not re.fullmatch(r"\d{20}", value):
+    if not re.fullmatch(r"[0-9]{20}", value):
         raise ValueError("an OIN is exactly 20 digits")
     return value
 
 
 def _check_cbs(value: str) -> str:
-    if not re.fullmatch(r"\d{4}", value):
+    if not re.fullmatch(r"[0-9]{4}", value):
         raise ValueError("a CBS municipality code is exactly 4 digits, e.g. 0363")
     return value
 
 
-Bsn = Annotated[str, AfterValidator(_check_bsn), Field(description="Burgerservicenummer, 9 digits, 11-test valid", examples=["999990019"])]
-Skn = Annotated[str, StringConstraints(pattern=r"^\d{8,12}$"), Field(description="Strafrechtketennummer (justice chain person number)")]
-Oin = Annotated[str, AfterValidator(_check_oin), Field(description="Organisatie-identificatienummer, 20 digits")]
-CbsCode = Annotated[str, AfterValidator(_check_cbs), Field(description="CBS municipality code, 4 digits")]
+Bsn = Annotated[str, AfterValidator(_check_bsn), Field(description="Burgerservicenummer, 9 digits, 11-test valid",
+                                                       examples=["999990019"], json_schema_extra={"pattern": "^[0-9]{9}$"})]
+Skn = Annotated[str, StringConstraints(pattern=r"^[0-9]{8,12}$"), Field(description="Strafrechtketennummer (justice chain person number)")]
+Oin = Annotated[str, AfterValidator(_check_oin), Field(description="Organisatie-identificatienummer, 20 digits", json_schema_extra={"pattern": "^[0-9]{20}$"})]
+CbsCode = Annotated[str, AfterValidator(_check_cbs), Field(description="CBS municipality code, 4 digits", json_schema_extra={"pattern": "^[0-9]{4}$"})]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000, strip_whitespace=True)]
 
@@ -82,6 +83,9 @@ class PersonName(Contract):
 
 class Subject(Contract):
     """The detainee. At least one identifier; the gateway replaces it by a pseudonym everywhere but the payload."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [f], "properties": {f: {"type": "string"}}} for f in ("bsn", "skn")]})
 
     bsn: Bsn | None = None
     skn: Skn | None = None

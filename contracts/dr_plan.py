@@ -55,7 +55,7 @@ class Action(Contract):
 class Provenance(Contract):
     tulp_tab: TulpTab
     report_type: ShortText | None = None
-    report_version: Annotated[str, Field(pattern=r"^\d{4}\.\d+$")] | None = None
+    report_version: Annotated[str, Field(pattern=r"^[0-9]{4}\.[0-9]+$")] | None = None
     report_status: ShortText | None = None
 
 

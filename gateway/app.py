@@ -11,12 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway import API_VERSION, openapi
 from gateway.api import audit, consents, health, messages, organisations, subscriptions
 from gateway.auth.dependencies import RateLimiter
 from gateway.metrics import LATENCY, REQUESTS
 from gateway.problems import PROBLEM_JSON, PROBLEM_TYPES, Problem, field_detail, render
+from gateway.schemas import CONTROL_CHARACTERS_ERROR
 from gateway.services import Services, current_trace_id, trace_id_from
 from gateway.settings import Settings
 
@@ -36,8 +38,19 @@ def _pointer(loc: tuple) -> str:
     return f"{where}:{'.'.join(str(p) for p in rest)}"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 class BodyLimit:
-    """Refuse bodies over ``max_body_bytes`` (declared or streamed) with a 413 problem."""
+    """Refuse bodies over ``max_body_bytes`` with a 413 problem: a declared Content-Length at once, a
+    streamed (chunked) body as soon as it grows past the limit. The app then sees a disconnect, and
+    whatever it would have answered is replaced by the 413."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -51,18 +64,31 @@ class BodyLimit:
             status_code=413, media_type=PROBLEM_JSON, headers={"API-Version": API_VERSION})
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await too_large(scope, receive, send)
-        seen = 0
+        seen, over = 0, False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise Problem("payload-too-large", f"at most {self.max_bytes} bytes")
+                    over = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message):
+            if not over:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over:
+            await too_large(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -91,6 +117,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = FastAPI(title="Berichtenbox Re-integratie", version=API_VERSION, lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)
+    app.router.redirect_slashes = False  # NL API Design Rules: no trailing slash, and never a redirect
     if services is not None:  # usable without running the lifespan (tests with an ASGI transport)
         app.state.services = services
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
@@ -116,19 +143,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return _problem(request, "invalid-request", "the body is not valid JSON")
-        items = [(_pointer(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")).removeprefix("Value error, ")) for e in errors]
+        items = [(_pointer(tuple(e.get("loc", ()))) + (e.get("ctx") or {}).get("pointer", "")
+                  if e.get("type") == CONTROL_CHARACTERS_ERROR else _pointer(tuple(e.get("loc", ()))),
+                  str(e.get("msg", "invalid")).removeprefix("Value error, ")) for e in errors]
         return _problem(request, "validation-failed", field_detail(items))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
-        slug = {404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"}.get(exc.status_code, "invalid-request")
-        return _problem(request, slug, str(exc.detail))
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large",
+                415: "unsupported-media-type"}.get(exc.status_code, "invalid-request")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method the path answers to, not only the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _problem(request, slug, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def on_error(request: Request, exc: Exception):
-        log.error("unhandled %s on %s %s", exc.__class__.__name__, request.method, request.scope.get("route").path
-                  if request.scope.get("route") else "?")
-        return _problem(request, "internal-error", "an internal error occurred; nothing was stored")
+        error_id = uuid.uuid4().hex
+        route = request.scope.get("route")
+        log.exception("unhandled %s on %s %s", exc.__class__.__name__, request.method, route.path if route else "?",
+                      extra={"error_id": error_id, "trace_id": current_trace_id.get()})
+        body = render(PROBLEM_TYPES["internal-error"], f"an internal error occurred; nothing was stored (error {error_id})",
+                      f"urn:uuid:{uuid.UUID(error_id)}")
+        return JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
 
     @app.middleware("http")
     async def version_trace_and_metrics(request: Request, call_next):

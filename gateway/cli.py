@@ -167,6 +167,28 @@ def retention(once: bool = typer.Option(False, help="purge what is due and exit"
     _run_worker(lambda svc, stop: retention_loop(svc, stop))
 
 
+audit_app = typer.Typer(help="The audit log", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Write a signed checkpoint of the audit chain's head to BRB_AUDIT_CHECKPOINT_FILE and the audit topic
+    (for a CronJob; the retention loop also writes them every BRB_AUDIT_CHECKPOINT_INTERVAL_SECONDS)."""
+    from gateway.audit.checkpoint import CheckpointRefused, write_checkpoint
+    from gateway.settings import Settings
+
+    if not Settings().audit_checkpoint_file:
+        typer.echo("BRB_AUDIT_CHECKPOINT_FILE is not set", err=True)
+        raise typer.Exit(2)
+    try:
+        cp = _with_services(write_checkpoint)
+    except CheckpointRefused as exc:
+        typer.echo(f"checkpoint refused: {exc.reason}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"checkpoint: record {cp.seq} at {cp.recorded_at}" if cp else "no new checkpoint: the chain head has not moved")
+
+
 def _run_worker(start) -> None:
     """Run a long-lived worker until SIGINT/SIGTERM, then let it finish its round and stop."""
 
@@ -190,18 +212,24 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     from gateway.broker import LoopbackBroker, free_port, port_open
     from gateway.demo import demo_secrets
 
+    # SIGTERM as an exception, so `finally` stops the broker (left alone, it killed this process and
+    # orphaned the broker). uvicorn shuts down on a SIGTERM, then raises it again for this handler.
+    def terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
     os.environ.update(demo_secrets())
     os.environ.setdefault("BRB_RUN_WORKERS", "true")
     os.environ.setdefault("BRB_ALLOW_INSECURE_LOOPBACK_WEBHOOKS", "true")
     broker = None
-    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        if port_open("127.0.0.1", kafka_port):
-            kafka_port = free_port()
-        Path(".var").mkdir(exist_ok=True)
-        broker = LoopbackBroker(kafka_port, log_file=Path(".var/broker.log")).start()
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
-        typer.echo(f"loopback Kafka-protocol broker on {broker.bootstrap}")
     try:
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            if port_open("127.0.0.1", kafka_port):
+                kafka_port = free_port()
+            Path(".var").mkdir(exist_ok=True)
+            broker = LoopbackBroker(kafka_port, log_file=Path(".var/broker.log"), die_with_parent=True).start()
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+            typer.echo(f"loopback Kafka-protocol broker on {broker.bootstrap}")
         from gateway.app import create_app
         from gateway.db.migrate import upgrade
         from gateway.seed import seed_demo

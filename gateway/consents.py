@@ -3,38 +3,40 @@ every change is audited and emits an event. Identifiers only ever arrive in a re
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlmodel import col, select
 
 from gateway.auth.dependencies import actor
 from gateway.auth.tokens import Caller
+from gateway.crypto import Sealed
 from gateway.db.models import Consent, Delivery, Message
+from gateway.exchange.competence import current_stay
 from gateway.exchange.subjects import ensure_subject, find_subject
 from gateway.problems import Problem, field_detail
-from gateway.schemas import SubjectIdentifiers, Wire
+from gateway.schemas import Instant, SubjectIdentifiers, Wire
 from gateway.services import Services
 
 RECORDING_KINDS = ("dji", "probation")
 
 
 class ConsentRequest(Wire):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["recipientOins"]}, {"required": ["recipientKinds"]}]})
     subject: SubjectIdentifiers
     given_by: Literal["detainee", "other-parent"] = "detainee"
-    categories: Annotated[list[str], Field(min_length=1, max_length=20)]
-    recipient_oins: Annotated[list[Annotated[str, Field(pattern=r"^\d{20}$")]], Field(max_length=50)] = []
-    recipient_kinds: Annotated[list[str], Field(max_length=10)] = []
-    purposes: Annotated[list[str], Field(min_length=1, max_length=10)]
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    categories: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=20)]
+    recipient_oins: Annotated[list[Annotated[str, Field(pattern=r"^[0-9]{20}$")]], Field(max_length=50)] = []
+    recipient_kinds: Annotated[list[Annotated[str, Field(max_length=20)]], Field(max_length=10)] = []
+    purposes: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=10)]
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
     evidence_reference: Annotated[str, Field(min_length=1, max_length=200, description="e.g. the id of the signed form")]
 
     @model_validator(mode="after")
     def _scope(self) -> "ConsentRequest":
-        if not (self.subject.bsn or self.subject.skn):
-            raise ValueError("subject needs a bsn or skn")
         if not (self.recipient_oins or self.recipient_kinds):
             raise ValueError("name at least one recipient organisation (recipientOins) or kind (recipientKinds)")
         return self
@@ -94,6 +96,37 @@ async def _parties_of_subject(session, subject_id: str) -> set[str]:
     return {oin for pair in rows for oin in pair}
 
 
+@dataclass(frozen=True)
+class Involvement:
+    """Who deals with a subject now: the current prison (from the stay) and every organisation that
+    sent or received a message about the subject."""
+
+    current_prison: str | None
+    parties: frozenset[str]
+
+
+async def _involvement(session, subject_id: str) -> Involvement:
+    stay = await current_stay(session, subject_id)
+    return Involvement(stay.prison_oin if stay else None, frozenset(await _parties_of_subject(session, subject_id)))
+
+
+def concerns(consent: Consent, caller: Caller, involved: Involvement) -> bool:
+    """A consent concerns its recorder, the organisations it names, the subject's current prison, and
+    an organisation that deals with the subject (a party to its messages) when the consent names its
+    kind or it is a prison or probation organisation. No one else learns that it exists."""
+    if caller.oin in (consent.recorded_by_oin, involved.current_prison) or caller.oin in consent.recipient_oins:
+        return True
+    return caller.oin in involved.parties and (caller.kind in consent.recipient_kinds or caller.kind in RECORDING_KINDS)
+
+
+def may_withdraw(consent: Consent, caller: Caller, involved: Involvement) -> bool:
+    """The detainee withdraws through whoever holds or supervises them now: the recorder, the current
+    prison, or a probation organisation that deals with the subject. Other prisons may not."""
+    if caller.oin in (consent.recorded_by_oin, involved.current_prison):
+        return True
+    return caller.kind == "probation" and caller.oin in involved.parties
+
+
 async def record_consent(services: Services, caller: Caller, body: ConsentRequest) -> ConsentView:
     if caller.kind not in RECORDING_KINDS:
         raise Problem("forbidden", "only a prison (dji) or probation organisation records consent")
@@ -122,11 +155,16 @@ async def withdraw_consent(services: Services, caller: Caller, consent_id: str, 
         raise Problem("forbidden", "only a prison (dji) or probation organisation withdraws consent")
     async with services.unit_of_work(actor(caller)) as uow:
         consent = await uow.session.get(Consent, consent_id)
-        if consent is None:
-            raise Problem("not-found", "no such consent")
+        involved = await _involvement(uow.session, consent.subject_id) if consent else None
+        if consent is None or not may_withdraw(consent, caller, involved):
+            raise Problem("not-found", "no such consent (or not one you may withdraw)")
         if consent.withdrawn_at is not None:
             raise Problem("conflict", "this consent was already withdrawn")
-        consent.withdrawn_at, consent.withdrawn_by_oin, consent.withdrawal_reason = uow.now, caller.oin, body.reason
+        consent.withdrawn_at, consent.withdrawn_by_oin = uow.now, caller.oin
+        if body.reason:  # free text about the detainee: sealed at rest, never in the audit record or event
+            sealed = services.keyring.seal(body.reason.encode(), aad=withdrawal_reason_aad(consent.id))
+            consent.withdrawal_reason_ciphertext, consent.withdrawal_reason_wrapped_key = sealed.ciphertext, sealed.wrapped_key
+            consent.withdrawal_reason_key_id = sealed.key_id
         uow.session.add(consent)
         parties = await _parties_of_subject(uow.session, consent.subject_id)
         uow.audit("consent-withdraw", "withdrawn", subject_id=consent.subject_id, legal_basis="consent",
@@ -136,15 +174,27 @@ async def withdraw_consent(services: Services, caller: Caller, consent_id: str, 
             "withdrawnAt": uow.now.isoformat(),
             "parties": sorted({caller.oin, consent.recorded_by_oin, *consent.recipient_oins, *parties}),
         })
-        return view(consent)
+        return view(consent).model_copy(update={"withdrawal_reason": body.reason})  # the withdrawer's own words back
+
+
+def withdrawal_reason_aad(consent_id: str) -> bytes:
+    return f"withdrawal-reason:{consent_id}".encode()
+
+
+def open_withdrawal_reason(services: Services, c: Consent) -> str | None:
+    """The sealed withdrawal reason in plain text, for a view whose reader may see it (lists leave it shut)."""
+    if c.withdrawal_reason_ciphertext is None:
+        return c.withdrawal_reason  # plain, from before migration 0003
+    sealed = Sealed(c.withdrawal_reason_ciphertext, c.withdrawal_reason_wrapped_key, c.withdrawal_reason_key_id)
+    return services.keyring.open(sealed, aad=withdrawal_reason_aad(c.id)).decode()
 
 
 async def list_consents(services: Services, caller: Caller, subject_id: str) -> ConsentList:
-    """Consents about a subject that concern the caller: recorded by it, or naming it or its kind."""
+    """Consents about a subject that concern the caller (see ``concerns``)."""
     async with services.unit_of_work(actor(caller)) as uow:
         rows = (await uow.session.exec(select(Consent).where(Consent.subject_id == subject_id).order_by(col(Consent.recorded_at)))).all()
-        mine = [c for c in rows if c.recorded_by_oin == caller.oin or caller.oin in c.recipient_oins
-                or caller.kind in c.recipient_kinds or caller.kind in RECORDING_KINDS]
+        involved = await _involvement(uow.session, subject_id)
+        mine = [c for c in rows if concerns(c, caller, involved)]
         uow.audit("read", "consents", subject_id=subject_id, detail=f"{len(mine)} consent record(s) listed")
         return ConsentList(items=[view(c) for c in mine])
 

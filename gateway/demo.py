@@ -5,6 +5,7 @@ organisation's PRIVATE key, so ``brb token`` can act as that organisation. Never
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gateway.crypto import KeyRing
 VAR = Path(".var")
 KEYS = VAR / "demo-keys"
 SECRETS = VAR / "demo-secrets.json"
+CHECKPOINTS = VAR / "audit-checkpoints.jsonl"  # production: a volume the database operator cannot write
 
 # OINs are fictitious (20 digits, "00000001" + 9 + "000" style); CBS codes are the real ones.
 DEMO_ORGANISATIONS = [
@@ -40,9 +42,11 @@ DEFAULT_SCOPES = {
 
 
 def demo_secrets() -> dict[str, str]:
-    """The demo's secrets, generated once and kept in .var/demo-secrets.json."""
+    """The demo's secrets, generated once and kept in .var/demo-secrets.json, and where the demo keeps the
+    audit chain's signed checkpoints (.var/audit-checkpoints.jsonl unless BRB_AUDIT_CHECKPOINT_FILE says)."""
+    checkpoints = {"BRB_AUDIT_CHECKPOINT_FILE": os.environ.get("BRB_AUDIT_CHECKPOINT_FILE", str(CHECKPOINTS))}
     if SECRETS.exists():
-        return json.loads(SECRETS.read_text())
+        return {**json.loads(SECRETS.read_text()), **checkpoints}
     VAR.mkdir(exist_ok=True)
     values = {
         "BRB_PSEUDONYM_KEY": secrets.token_urlsafe(32),
@@ -51,7 +55,7 @@ def demo_secrets() -> dict[str, str]:
     }
     SECRETS.write_text(json.dumps(values, indent=2))
     SECRETS.chmod(0o600)
-    return values
+    return {**values, **checkpoints}
 
 
 def key_file(oin: str) -> Path:

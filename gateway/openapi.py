@@ -100,4 +100,110 @@ def build(app: FastAPI) -> dict:
                 op["security"] = [{"privateKeyJwt": []}]
         paths[path[len(PREFIX):] or "/"] = item
     doc["paths"] = paths
+    declare_what_the_server_enforces(schemas)
     return doc
+
+
+# --- what the server enforces beyond the wire models' types --------------------------------------------
+# The models stay plain; these rules come from their one source (the catalogue, the contract registry,
+# the organisation kinds, the event table) so a generated client and a fuzzer see what the server checks.
+
+CONTROL_FREE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+REQUEST_BODIES = ("SendMessageRequest", "AcknowledgementRequest", "ConsentRequest", "WithdrawalRequest", "SubjectIdentifiers",
+                  "SubscriptionRequest", "OrganisationRequest", "KeyRequest")
+
+
+def _value(schema: dict, name: str) -> dict:
+    """The non-null member of property ``name`` (an optional field is anyOf [T, null])."""
+    prop = schema["properties"][name]
+    return next((m for m in prop.get("anyOf", []) if m.get("type") != "null"), prop)
+
+
+def _control_free(node: dict) -> None:
+    if node.get("type") == "string" and not ({"pattern", "format", "enum", "const"} & set(node)):
+        node["pattern"] = CONTROL_FREE
+    for key in ("properties",):
+        for child in node.get(key, {}).values():
+            _control_free(child)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for child in node.get(key, []):
+            _control_free(child)
+    if isinstance(node.get("items"), dict):
+        _control_free(node["items"])
+
+
+def declare_what_the_server_enforces(schemas: dict) -> None:
+    import consent
+    from contracts.registry import MODELS
+    from gateway.auth.tokens import ORGANISATION_KINDS
+    from gateway.outbox.events import EVENT_TYPES
+    from gateway.registry import KINDS_WITH_CBS
+    from gateway.webhooks.subscriptions import CALLBACK_URL_PATTERN
+
+    catalogue = consent.load()
+    for name in REQUEST_BODIES:
+        _control_free(schemas[name])
+
+    schemas["SubjectIdentifiers"]["anyOf"] = [
+        {"required": [f], "properties": {f: {"type": "string"}}} for f in ("bsn", "skn")]
+
+    request = schemas["ConsentRequest"]
+    request["anyOf"] = [{"required": [f], "properties": {f: {"type": "array", "items": {"type": "string"}, "minItems": 1}}}
+                        for f in ("recipientOins", "recipientKinds")]
+    request["properties"]["categories"]["items"]["enum"] = sorted(catalogue.consentable)
+    request["properties"]["purposes"]["items"]["enum"] = sorted(catalogue.purposes)
+    request["properties"]["recipientKinds"]["items"]["enum"] = sorted(catalogue.party_kinds)
+
+    ack = schemas["AcknowledgementRequest"]
+    ack["if"] = {"properties": {"status": {"const": "rejected"}}, "required": ["status"]}
+    ack["then"] = {"required": ["reason"], "properties": {"reason": {"type": "string"}}}
+
+    org = schemas["OrganisationRequest"]
+    org["properties"]["kind"]["enum"] = list(ORGANISATION_KINDS)
+    org["allOf"] = [
+        {"if": {"properties": {"kind": {"enum": list(KINDS_WITH_CBS)}}, "required": ["kind"]},
+         "then": {"required": ["cbsCode"], "properties": {"cbsCode": {"type": "string"}}},
+         "else": {"properties": {"cbsCode": {"type": "null"}}}},
+        {"if": {"properties": {"kind": {"const": "auditor"}}, "required": ["kind"]},
+         "then": {"required": ["parentOin"], "properties": {"parentOin": {"type": "string"}}}},
+    ]
+    schemas["KeyRequest"]["properties"]["jwk"].update({
+        "propertyNames": {"pattern": CONTROL_FREE},
+        "additionalProperties": {"anyOf": [{"type": "string", "pattern": CONTROL_FREE}, {"type": "boolean"},
+                                           {"type": "array", "items": {"type": "string", "pattern": CONTROL_FREE}}]},
+        "required": ["kid", "kty"],
+        "properties": {"kid": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$"},
+                       "kty": {"type": "string", "enum": ["EC", "RSA", "OKP"]}},
+        "not": {"anyOf": [{"required": [k]} for k in ("d", "p", "q", "dp", "dq", "qi", "k")]},  # public keys only
+        "allOf": [
+            {"if": {"properties": {"kty": {"const": "EC"}}}, "then": {"required": ["crv", "x", "y"], "properties": {"crv": {"const": "P-256"}}}},
+            {"if": {"properties": {"kty": {"const": "OKP"}}}, "then": {"required": ["crv", "x"], "properties": {"crv": {"const": "Ed25519"}}}},
+            {"if": {"properties": {"kty": {"const": "RSA"}}}, "then": {"required": ["n", "e"]}},
+        ],
+    })
+
+    subscription = schemas["SubscriptionRequest"]
+    subscription["properties"]["eventTypes"]["items"]["enum"] = sorted(t for t, spec in EVENT_TYPES.items() if spec.stream == "events")
+    _value(subscription, "secret")["pattern"] = "^whsec_([A-Za-z0-9+/]{4}){8,}([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    subscription["properties"]["callbackUrl"].pop("format", None)
+    subscription["properties"]["callbackUrl"]["pattern"] = CALLBACK_URL_PATTERN
+
+    # the payload: one contract per (type, version), referenced from the contract registry
+    from pydantic.json_schema import models_json_schema
+
+    refs, defs = models_json_schema([(m, "validation") for m in MODELS], by_alias=True,
+                                    ref_template="#/components/schemas/{model}")
+    for name, schema in defs["$defs"].items():
+        schemas.setdefault(name, schema)
+    send = schemas["SendMessageRequest"]
+    send["properties"]["type"]["enum"] = sorted({m.MESSAGE_TYPE for m in MODELS})
+    send["properties"]["purpose"]["enum"] = sorted(catalogue.purposes)
+    send["properties"]["recipients"]["items"]["pattern"] = "^([0-9]{20}|(municipality|mayor):[0-9]{4})$"
+    send["properties"]["recipients"]["uniqueItems"] = True
+    send["oneOf"] = [
+        {"title": f"{m.MESSAGE_TYPE} v{m.VERSION}",
+         "required": ["type", "payload"] + (["version"] if m.VERSION > 1 else []),
+         "properties": {"type": {"const": m.MESSAGE_TYPE}, "version": {"const": m.VERSION},
+                        "payload": refs[(m, "validation")]}}
+        for m in MODELS
+    ]

@@ -20,11 +20,11 @@ KINDS_WITH_CBS = ("municipality", "mayor")
 
 
 class OrganisationRequest(Wire):
-    oin: Annotated[str, Field(pattern=r"^\d{20}$")]
+    oin: Annotated[str, Field(pattern=r"^[0-9]{20}$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     kind: str = Field(description=f"one of {', '.join(ORGANISATION_KINDS)}")
-    cbs_code: Annotated[str, Field(pattern=r"^\d{4}$")] | None = None
-    parent_oin: Annotated[str, Field(pattern=r"^\d{20}$", description="for an auditor: the organisation it audits")] | None = None
+    cbs_code: Annotated[str, Field(pattern=r"^[0-9]{4}$")] | None = None
+    parent_oin: Annotated[str, Field(pattern=r"^[0-9]{20}$", description="for an auditor: the organisation it audits")] | None = None
 
 
 class KeyRequest(Wire):
@@ -68,6 +68,9 @@ def check_public_jwk(jwk: dict) -> tuple[str, str]:
     problems = []
     if any(k in jwk for k in ("d", "p", "q", "dp", "dq", "qi", "k")):
         problems.append(("/jwk", "register the public key only, never private key material"))
+    for name, value in jwk.items():  # RFC 7517 members are strings, booleans or arrays of strings
+        if not (isinstance(value, (str, bool)) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            problems.append((f"/jwk/{name}", "a JWK member is a string, a boolean or an array of strings"))
     kid = jwk.get("kid")
     if not isinstance(kid, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", kid):
         problems.append(("/jwk/kid", "a kid of 1-100 characters [A-Za-z0-9._-]"))

@@ -1,25 +1,76 @@
 """Wire models of the public API (camelCase JSON, PascalCase schema names)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from contracts.common import Bsn, Skn
 
+CONTROL_CHARACTERS_ERROR = "control_characters"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, LF and CR are text
 Purpose = Literal["reintegration", "aftercare", "supervision", "risk-management", "public-order"]
+
+
+def _control_characters(value: Any, path: str = "") -> str | None:
+    """The JSON pointer of the first string holding a control character (NUL …), if any. PostgreSQL
+    refuses NUL in text, so such a request would fail late; it is refused up front on every backend."""
+    if isinstance(value, str):
+        return path or "/" if CONTROL_CHARACTERS.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and CONTROL_CHARACTERS.search(key):
+            return f"{path}/{key!r}"
+        found = _control_characters(item, f"{path}/{key}")
+        if found:
+            return found
+    return None
+
+
+# RFC 3339: a full date, a time and an offset ("Z" or ±hh:mm); no bare numbers, no naive times
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("an RFC 3339 date-time with an offset, e.g. 2026-11-01T10:00:00+01:00")
+    return value
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("the date-time lies outside the range of UTC years 1-9999") from None
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc_range)]
 
 
 class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        where = _control_characters(data)
+        if where:  # the problem's pointer is the model's place plus ``where`` (gateway/app.py)
+            raise PydanticCustomError(CONTROL_CHARACTERS_ERROR, "control characters (such as NUL) are not allowed",
+                                      {"pointer": "" if where == "/" else where})
+        return data
+
 
 class SendMessageRequest(Wire):
-    type: str = Field(description="message type, e.g. dr-plan", examples=["dr-plan"])
-    version: int = Field(1, ge=1, description="contract version")
-    purpose: str = Field(description="the purpose of this exchange", examples=["reintegration"])
+    type: str = Field(max_length=40, pattern=r"^[a-z][a-z0-9-]*$", description="message type, e.g. dr-plan", examples=["dr-plan"])
+    version: int = Field(1, ge=1, le=1000, description="contract version")
+    purpose: str = Field(max_length=40, pattern=r"^[a-z][a-z0-9-]*$", description="the purpose of this exchange",
+                         examples=["reintegration"])
     recipients: Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=20)] = Field(
         description="OIN, 'municipality:<CBS code>' or 'mayor:<CBS code>'", examples=[["municipality:0363"]]
     )
@@ -112,7 +163,14 @@ class AcknowledgementRequest(Wire):
 
 
 class SubjectIdentifiers(Wire):
-    """A person's identifiers: only ever in a request body, never in a URL."""
+    """A person's identifiers: only ever in a request body, never in a URL. At least one of the two."""
 
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["bsn"]}, {"required": ["skn"]}]})
     bsn: Bsn | None = None
     skn: Skn | None = None
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> "SubjectIdentifiers":
+        if not (self.bsn or self.skn):
+            raise ValueError("give a bsn or an skn")
+        return self

@@ -8,6 +8,9 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+MAX_PAGE_SIZE = 200
+
+
 class Settings(BaseSettings):
     # Secrets may also be files named after the variable (brb_pseudonym_key, ...) in BRB_SECRETS_DIR,
     # e.g. /run/secrets for Docker/Kubernetes secrets.
@@ -31,11 +34,16 @@ class Settings(BaseSettings):
         None, description="key ring for payloads at rest: 'kid:base64-32-bytes,kid2:…'; the LAST one encrypts new data"
     )
     audit_chain_key: SecretStr | None = Field(None, description="HMAC key of the audit hash chain")
+    audit_checkpoint_file: str | None = Field(
+        None, description="where signed checkpoints of the audit chain (head seq and hash) are kept OUTSIDE the "
+        "database, one JSON line each; they are also published on the audit topic. The verifier checks the "
+        "chain against the newest one, so a rewritten or truncated tail is detected")
+    audit_checkpoint_interval_seconds: float = Field(60.0, description="how often a checkpoint is written (by the retention/worker loop)")
 
     # --- limits ----------------------------------------------------------------------------------
     max_body_bytes: int = 1_000_000
     default_page_size: int = 50
-    max_page_size: int = 200
+    max_page_size: int = Field(MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="largest pageSize (the API declares this bound)")
     rate_limit_per_minute: int = Field(600, description="requests per organisation per minute, per gateway process")
     token_max_lifetime_seconds: int = 3600
     clock_skew_seconds: int = 60
@@ -64,7 +72,7 @@ class Settings(BaseSettings):
     webhook_backoff_base_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0
     webhook_timeout_seconds: float = 10.0
-    allow_insecure_loopback_webhooks: bool = Field(False, description="accept http://127.0.0.1 callbacks (demo, tests)")
+    allow_insecure_loopback_webhooks: bool = Field(False, description="accept http:// loopback callbacks and callbacks to private, loopback or link-local addresses (demo, tests; never in production)")
     retention_interval_seconds: float = 3600.0
 
     @cached_property

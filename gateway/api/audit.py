@@ -6,9 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import Field
 from sqlmodel import select
 
 from gateway.api.common import PageSize, Svc, caller_with
+from gateway.api.params import MAX_BIGINT, Cursor, MessageIdFilter, OinFilter, Seq, Since, SubjectFilter, Until, slug
 from gateway.audit import queries
 from gateway.audit.report import AuditPage, SubjectReport, record_view, render_html
 from gateway.auth.dependencies import require
@@ -28,16 +30,21 @@ class VerifyReport(Wire):
     broken_seq: int | None
     broken_id: str | None
     reason: str | None
+    anchored: bool = Field(description="checked against a signed checkpoint kept outside the database "
+                           "(BRB_AUDIT_CHECKPOINT_FILE); false: no checkpoint file is configured or it holds none yet, "
+                           "so removal of the newest records together with the head cannot be detected")
+    checkpoint_seq: int | None = Field(description="the record the newest valid signed checkpoint vouches for")
+    checkpoint_at: datetime | None = Field(description="when that checkpoint was written")
 
 
 def audit_filter(
-    subject_id: Annotated[str | None, Query(alias="subjectId", description="subject pseudonym")] = None,
-    organisation: Annotated[str | None, Query(description="OIN as actor or counterparty")] = None,
-    message_id: Annotated[str | None, Query(alias="messageId")] = None,
-    activity: str | None = None,
-    purpose: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    subject_id: SubjectFilter = None,
+    organisation: OinFilter = None,
+    message_id: MessageIdFilter = None,
+    activity: Annotated[str | None, slug("activity, e.g. deliver, read, deny")] = None,
+    purpose: Annotated[str | None, slug("purpose")] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> queries.AuditFilter:
     return queries.AuditFilter(subject_id, organisation, message_id, activity, purpose, since, until)
 
@@ -47,11 +54,13 @@ AuditQuery = Annotated[queries.AuditFilter, Depends(audit_filter)]
 
 @router.get("/records", summary="Audit records you may see, filtered, cursor-paged")
 async def records(
-    f: AuditQuery, size: PageSize, caller: Auditor, svc: Svc, cursor: str | None = None,
+    f: AuditQuery, size: PageSize, caller: Auditor, svc: Svc, cursor: Cursor = None,
 ) -> AuditPage:
     """Audit records you may see (`audit:read`: your own organisation; `audit:read-all`: all), filtered and cursor-paged. The query is itself audited."""
     try:
         after = int(cursor) if cursor else 0
+        if not 0 <= after <= MAX_BIGINT:
+            raise ValueError(cursor)
     except ValueError:
         raise Problem("invalid-request", field_detail([("query:cursor", "not a cursor this API gave out")])) from None
     rows, next_seq = await queries.records(svc, caller, f, after, size)
@@ -89,7 +98,7 @@ async def subject_report(request: Request, body: SubjectIdentifiers, caller: Aud
 
 @router.get("/verify", summary="Verify the hash chain, in full or from a record on",
             dependencies=[Depends(require("audit:read", "audit:read-all", "admin"))])
-async def verify(svc: Svc, from_seq: Annotated[int, Query(alias="fromSeq", ge=1)] = 1) -> VerifyReport:
+async def verify(svc: Svc, from_seq: Seq = 1) -> VerifyReport:
     """Walk the hash chain, in full or from `fromSeq`, and report it intact or name the first broken record and why."""
     result = await queries.verify_chain(svc, from_seq)
     return VerifyReport(**result.__dict__)

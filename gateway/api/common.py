@@ -9,13 +9,15 @@ from gateway.auth.dependencies import require
 from gateway.auth.tokens import Caller
 from gateway.problems import Problem, field_detail
 from gateway.services import Services
+from gateway.settings import MAX_PAGE_SIZE
 
 
 def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def page_size(request: Request, size: Annotated[int | None, Query(alias="pageSize", ge=1, description="items per page")] = None) -> int:
+def page_size(request: Request, size: Annotated[int | None, Query(
+        alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description=f"items per page, at most BRB_MAX_PAGE_SIZE (≤ {MAX_PAGE_SIZE})")] = None) -> int:
     settings = request.app.state.services.settings
     size = size or settings.default_page_size
     if size > settings.max_page_size:

@@ -1,12 +1,11 @@
 """Consents: record, list by subject pseudonym, withdraw."""
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from gateway import consents
 from gateway.api.common import Svc, caller_with
+from gateway.api.params import ConsentId, SubjectParam
 
 router = APIRouter(prefix="/consents", tags=["consents"])
 Recorder = caller_with("consents:write")
@@ -21,14 +20,13 @@ async def record(body: consents.ConsentRequest, caller: Recorder, svc: Svc) -> c
 
 @router.get("", summary="Consents about a subject that concern you")
 async def list_for_subject(
-    subject_id: Annotated[str, Query(alias="subjectId", description="subject pseudonym, never a BSN")],
-    caller: Viewer, svc: Svc,
+    subject_id: SubjectParam, caller: Viewer, svc: Svc,
 ) -> consents.ConsentList:
     """Consents about a subject pseudonym that concern your organisation."""
     return await consents.list_consents(svc, caller, subject_id)
 
 
 @router.post("/{consent_id}/withdrawal", status_code=201, summary="Withdraw a consent")
-async def withdraw(consent_id: str, body: consents.WithdrawalRequest, caller: Recorder, svc: Svc) -> consents.ConsentView:
+async def withdraw(consent_id: ConsentId, body: consents.WithdrawalRequest, caller: Recorder, svc: Svc) -> consents.ConsentView:
     """Withdraw a consent. The sections it opened are hidden again, also in messages sent before, and `consent.withdrawn` tells the parties to delete local copies."""
     return await consents.withdraw_consent(svc, caller, consent_id, body)

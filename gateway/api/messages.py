@@ -1,12 +1,12 @@
 """Messages: send, sent list, read, acknowledge, delivery status; and the inbox."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 
 from gateway.api.common import PageSize, Svc, caller_with
+from gateway.api.params import Cursor, MessageId, Since, SubjectFilter, Until, slug
 from gateway.exchange import listing
 from gateway.exchange.acknowledge import acknowledge
 from gateway.exchange.read import read_message
@@ -16,15 +16,15 @@ from gateway.schemas import AcknowledgementRequest, DeliveryStatus, MessagePage,
 router = APIRouter(tags=["messages"])
 Sender = caller_with("messages:send")
 Reader = caller_with("messages:read")
-Purpose = Annotated[str, Query(description="the purpose you read for; policy is decided again for it")]
+Purpose = Annotated[str, slug("the purpose you read for; policy is decided again for it")]
 
 
 def list_filter(
-    type: Annotated[str | None, Query(description="message type")] = None,
-    status: Annotated[str | None, Query(description="delivery status")] = None,
-    subject_id: Annotated[str | None, Query(alias="subjectId", description="subject pseudonym")] = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="created before")] = None,
+    type: Annotated[str | None, slug("message type")] = None,
+    status: Annotated[str | None, slug("delivery status")] = None,
+    subject_id: SubjectFilter = None,
+    since: Since = None,
+    until: Until = None,
     open_requests: Annotated[bool, Query(alias="open", description="only information-requests not yet answered")] = False,
 ) -> listing.ListFilter:
     return listing.ListFilter(type, status, subject_id, since, until, open_requests)
@@ -47,7 +47,7 @@ async def post_message(
 async def sent_messages(
     f: ListQuery, size: PageSize, caller: Reader, svc: Svc,
     direction: Annotated[Literal["sent"], Query(description="only 'sent'; received messages are in /inbox")] = "sent",
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> MessagePage:
     """Messages your organisation sent, oldest first, with every recipient's delivery, read and acknowledgement status. Filter with `type`, `status`, `subjectId`, `since`, `until`, `open`; page with `cursor`."""
     return await listing.sent(svc, caller, f, cursor, size)
@@ -55,27 +55,27 @@ async def sent_messages(
 
 @router.get("/inbox", summary="Messages delivered to you")
 async def inbox(
-    f: ListQuery, size: PageSize, caller: Reader, svc: Svc, cursor: str | None = None,
+    f: ListQuery, size: PageSize, caller: Reader, svc: Svc, cursor: Cursor = None,
 ) -> MessagePage:
     """Messages delivered to your organisation, oldest first, without payload. Poll onwards with `cursor`; `open=true` lists information-requests you have not answered yet."""
     return await listing.inbox(svc, caller, f, cursor, size)
 
 
 @router.get("/messages/{message_id}", summary="Read a message for a stated purpose")
-async def get_message(message_id: str, purpose: Purpose, caller: Reader, svc: Svc) -> MessageView:
+async def get_message(message_id: MessageId, purpose: Purpose, caller: Reader, svc: Svc) -> MessageView:
     """The message with the payload as you may see it now: policy is decided again for the purpose you state and the consents in force now. Withheld sections are listed in `redactions`. 404 when you are no party; 410 after the retention purge."""
     return await read_message(svc, caller, message_id, purpose)
 
 
 @router.post("/messages/{message_id}/acknowledgements", status_code=201, summary="Acknowledge a message")
 async def post_acknowledgement(
-    message_id: str, body: AcknowledgementRequest, caller: Reader, svc: Svc,
+    message_id: MessageId, body: AcknowledgementRequest, caller: Reader, svc: Svc,
 ) -> DeliveryStatus:
     """Tell the sender you `received`, `accepted` or `rejected` (with a reason) the message."""
     return await acknowledge(svc, caller, message_id, body)
 
 
 @router.get("/messages/{message_id}/deliveries", summary="Delivery, read and acknowledgement status per recipient")
-async def get_deliveries(message_id: str, caller: Reader, svc: Svc) -> list[DeliveryStatus]:
+async def get_deliveries(message_id: MessageId, caller: Reader, svc: Svc) -> list[DeliveryStatus]:
     """For the sender: delivery, read, acknowledgement and reply status per recipient, with the decision and redactions."""
     return await listing.deliveries(svc, caller, message_id)

@@ -1,17 +1,15 @@
 """Admin API of the organisation registry."""
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from gateway import registry
 from gateway.api.common import Svc
+from gateway.api.params import Kid, OinPath
 from gateway.auth.dependencies import require
 
 router = APIRouter(prefix="/organisations", tags=["organisations"])
 Admin = Depends(require("admin"))
-OinPath = Annotated[str, Path(pattern=r"^\d{20}$")]
 
 
 @router.post("", status_code=201, summary="Register an organisation", dependencies=[Admin])
@@ -33,6 +31,6 @@ async def add_key(oin: OinPath, body: registry.KeyRequest, svc: Svc) -> registry
 
 
 @router.post("/{oin}/keys/{kid}/revocation", status_code=201, summary="Revoke a key", dependencies=[Admin])
-async def revoke_key(oin: OinPath, kid: str, svc: Svc) -> registry.KeyView:
+async def revoke_key(oin: OinPath, kid: Kid, svc: Svc) -> registry.KeyView:
     """Revoke a key: tokens signed with it are refused from now on."""
     return await registry.revoke_key(svc, oin, kid)

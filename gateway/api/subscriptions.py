@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from gateway.api.common import Svc, caller_with
+from gateway.api.params import DeadLetterId, SubscriptionId
 from gateway.auth.dependencies import require
 from gateway.webhooks import subscriptions as subs
 
@@ -24,7 +25,7 @@ async def list_own(caller: Subscriber, svc: Svc) -> subs.SubscriptionList:
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Delete a subscription")
-async def delete(subscription_id: str, caller: Subscriber, svc: Svc) -> Response:
+async def delete(subscription_id: SubscriptionId, caller: Subscriber, svc: Svc) -> Response:
     """Stop a subscription."""
     await subs.delete(svc, caller, subscription_id)
     return Response(status_code=204)
@@ -39,6 +40,6 @@ async def dead_letters(svc: Svc) -> subs.DeadLetterList:
 
 @router.post("/webhook-dead-letters/{dead_letter_id}/replay", status_code=201, summary="Try a dead letter again",
              dependencies=[Depends(require("admin"))])
-async def replay(dead_letter_id: int, svc: Svc) -> subs.DeadLetter:
+async def replay(dead_letter_id: DeadLetterId, svc: Svc) -> subs.DeadLetter:
     """Queue a dead letter for delivery again."""
     return await subs.replay(svc, dead_letter_id)

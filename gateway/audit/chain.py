@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -57,9 +57,15 @@ def canonical(record: AuditRecord | dict) -> bytes:
 class AuditChain:
     def __init__(self, key: bytes):
         self._key = key
+        self._checkpoint_key = hmac.new(key, b"brb-audit-checkpoint-key|v1", hashlib.sha256).digest()
 
     def digest(self, prev_hash: str, record: AuditRecord | dict) -> str:
         return hmac.new(self._key, prev_hash.encode() + b"|" + canonical(record), hashlib.sha256).hexdigest()
+
+    def checkpoint_signature(self, seq: int, hash_: str, recorded_at: str) -> str:
+        """The signature of a checkpoint (``gateway/audit/checkpoint.py``): an HMAC under a key derived from
+        the chain key, so checkpoints and record hashes can never stand in for one another."""
+        return hmac.new(self._checkpoint_key, f"checkpoint|{seq}|{hash_}|{recorded_at}".encode(), hashlib.sha256).hexdigest()
 
     async def append(
         self, session: AsyncSession, entries: list[AuditEntry], *, trace_id: str, token_id: str | None,
@@ -85,6 +91,20 @@ class AuditChain:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """What the chain is checked against from outside the database (``gateway/audit/checkpoint.py``): the
+    newest validly signed checkpoint (seq, hash, time; None when there is none yet), the stored record at
+    that seq (None: not there), the highest seq stored, and what is wrong with the checkpoint file itself."""
+
+    seq: int | None
+    hash: str | None
+    recorded_at: datetime | None
+    record: AuditRecord | None
+    chain_end: int
+    findings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     intact: bool
     checked: int
@@ -92,26 +112,80 @@ class VerifyResult:
     broken_seq: int | None = None
     broken_id: str | None = None
     reason: str | None = None
+    anchored: bool = False  # checked against a signed checkpoint kept outside the database
+    checkpoint_seq: int | None = None
+    checkpoint_at: datetime | None = None
 
 
-async def verify(chain: AuditChain, records: AsyncIterator[AuditRecord], head: AuditHead | None, *, from_seq: int = 1) -> VerifyResult:
-    """Walk the records in seq order and report the first one that breaks the chain, and why."""
-    expected_seq, prev_hash, checked = from_seq, None, 0
+Head = AuditHead | None | Callable[[], Awaitable[AuditHead | None]]
+
+
+async def verify(chain: AuditChain, records: AsyncIterator[AuditRecord], head: Head, *, from_seq: int = 1,
+                 prev_hash: str | None = None, anchor: Anchor | None = None) -> VerifyResult:
+    """Walk the records in seq order and report the first one that breaks the chain, and why; then check
+    the head row against where the chain ends, and the chain against the newest signed checkpoint.
+
+    ``head`` is the ``audit_head`` row (None: it is missing), or an async function returning it, called
+    after the walk (so records appended during a long walk are not mistaken for a broken head).
+    ``prev_hash``: the hash the record at ``from_seq`` must link to, when known (otherwise its own link is
+    trusted). ``anchor``: what a checkpoint file says (None: no file configured, the chain is unanchored)."""
+    anchored = anchor is not None and anchor.seq is not None
+    extra = {"anchored": anchored, "checkpoint_seq": anchor.seq if anchored else None,
+             "checkpoint_at": anchor.recorded_at if anchored else None}
+    expected_seq, checked = from_seq, 0
     last_seq = from_seq - 1
+
+    def broken(seq: int | None, id_: str | None, reason: str) -> VerifyResult:
+        return VerifyResult(False, checked, last_seq, seq, id_, reason, **extra)
+
     async for record in records:
         if prev_hash is None:
             prev_hash = GENESIS if record.seq == 1 else record.prev_hash  # trust the checkpoint's link
         if record.seq != expected_seq:
-            return VerifyResult(False, checked, last_seq, record.seq, record.id,
-                                f"record(s) {expected_seq}..{record.seq - 1} are missing before this record")
+            return broken(record.seq, record.id, f"record(s) {expected_seq}..{record.seq - 1} are missing before this record")
         if record.prev_hash != prev_hash:
-            return VerifyResult(False, checked, last_seq, record.seq, record.id,
-                                "the link to the previous record does not match (a record was removed, inserted or reordered)")
+            return broken(record.seq, record.id,
+                          "the link to the previous record does not match (a record was removed, inserted or reordered)")
         if chain.digest(record.prev_hash, record) != record.hash:
-            return VerifyResult(False, checked, last_seq, record.seq, record.id,
-                                "the record's content does not match its hash (a field was changed or the record was forged)")
+            return broken(record.seq, record.id,
+                          "the record's content does not match its hash (a field was changed or the record was forged)")
         prev_hash, expected_seq, last_seq, checked = record.hash, record.seq + 1, record.seq, checked + 1
-    if head is not None and from_seq <= head.seq and (head.seq != last_seq or (prev_hash and head.hash != prev_hash)):
-        return VerifyResult(False, checked, last_seq, last_seq + 1, None,
-                            f"the chain head says {head.seq} records but the log ends at {last_seq} (records removed at the end)")
-    return VerifyResult(True, checked, last_seq)
+    if callable(head):
+        head = await head()
+    if head is None:
+        return broken(None, None, "the chain head row (audit_head) is missing: it was deleted")
+    if from_seq <= head.seq and (head.seq != last_seq or (checked and head.hash != prev_hash)):
+        if head.seq == last_seq:
+            return broken(head.seq, None, f"the chain head's hash does not match record {head.seq} (the head was rewritten)")
+        if head.seq < last_seq:
+            return broken(head.seq + 1, None, f"the chain head says {head.seq} records but the log goes on to {last_seq} "
+                                              "(records were added without the head, or the head was rolled back)")
+        return broken(last_seq + 1, None,
+                      f"the chain head says {head.seq} records but the log ends at {last_seq} (records removed at the end)")
+    if anchor is not None:
+        finding = _against_checkpoint(anchor, head)
+        if finding:
+            return broken(*finding)
+        if anchor.findings:
+            more = f" (and {len(anchor.findings) - 1} more finding(s) in the file)" if len(anchor.findings) > 1 else ""
+            return broken(None, None, anchor.findings[0] + more)
+    return VerifyResult(True, checked, last_seq, **extra)
+
+
+def _against_checkpoint(anchor: Anchor, head: AuditHead) -> tuple[int | None, str | None, str] | None:
+    """(broken seq, broken id, reason) when the stored chain disagrees with the newest signed checkpoint."""
+    if anchor.seq is None:
+        return None
+    vouch = f"a signed checkpoint of {anchor.recorded_at.isoformat(timespec='microseconds')} vouches for record {anchor.seq}"
+    if anchor.record is None:
+        if anchor.chain_end == 0:
+            return anchor.seq, None, f"the chain is empty but {vouch} (every record was removed)"
+        if anchor.chain_end < anchor.seq:
+            return anchor.seq, None, f"the chain ends at {anchor.chain_end} but {vouch} (records removed at the end)"
+        return anchor.seq, None, f"record {anchor.seq} is missing but {vouch} (records were removed)"
+    if anchor.record.hash != anchor.hash:
+        return (anchor.seq, anchor.record.id,
+                f"record {anchor.seq}'s hash differs from the one {vouch} with (the record was replaced or the chain rewritten)")
+    if head.seq < anchor.seq:
+        return anchor.seq, None, f"the chain head says {head.seq} records but {vouch} (the head was rolled back)"
+    return None

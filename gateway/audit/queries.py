@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel import col, or_, select
 
 from gateway.audit.chain import VerifyResult, verify
+from gateway.audit.checkpoint import anchor_for, records_from
 from gateway.auth.dependencies import actor
 from gateway.auth.tokens import Caller
 from gateway.db.models import AuditHead, AuditRecord
@@ -104,24 +105,44 @@ def row_dict(r: AuditRecord) -> dict:
     return d
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet shows as text, never runs (OWASP CSV injection: prefix a single quote).
+    Some values come from callers (a token's jti, a detail); an auditor opens the export in Excel."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def csv_writer(buf: io.StringIO) -> csv.DictWriter:
+    # CRLF rows (RFC 4180): a CR or LF inside a value is then quoted and cannot start a row of its own
+    return csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
+
+
 async def export(services: Services, caller: Caller, f: AuditFilter, fmt: str) -> AsyncIterator[str]:
     """Audit the export first, then stream it chunk by chunk (memory stays bounded by CHUNK)."""
     await _audit_the_query(services, caller, "export", f, f"export as {fmt}")
 
+    def render(chunk: list[AuditRecord]) -> str:
+        if fmt == "csv":
+            buf = io.StringIO()
+            csv_writer(buf).writerows({k: csv_cell(v) for k, v in row_dict(r).items()} for r in chunk)
+            return buf.getvalue()
+        return "".join(json.dumps(row_dict(r), ensure_ascii=False) + "\n" for r in chunk)
+
+    chunks = aiter(_stream(services, caller, f))
+    # the first query runs before the answer starts: if it fails, the caller gets a problem, not an empty 200
+    first = await anext(chunks, None)
+
     async def generate() -> AsyncIterator[str]:
         if fmt == "csv":
             buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-            writer.writeheader()
+            csv_writer(buf).writeheader()
             yield buf.getvalue()
-        async for chunk in _stream(services, caller, f):
-            if fmt == "csv":
-                buf = io.StringIO()
-                writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-                writer.writerows(row_dict(r) for r in chunk)
-                yield buf.getvalue()
-            else:
-                yield "".join(json.dumps(row_dict(r), ensure_ascii=False) + "\n" for r in chunk)
+        if first is not None:
+            yield render(first)
+        async for chunk in chunks:
+            yield render(chunk)
 
     return generate()
 
@@ -139,18 +160,28 @@ async def subject_records(services: Services, caller: Caller, subject_id: str | 
 
 
 async def verify_chain(services: Services, from_seq: int = 1) -> VerifyResult:
-    async def walk() -> AsyncIterator[AuditRecord]:
-        after = from_seq - 1
-        while True:
-            async with services.db.read() as session:
-                rows = (await session.exec(select(AuditRecord).where(AuditRecord.seq > after)
-                                           .order_by(col(AuditRecord.seq)).limit(CHUNK))).all()
-            if not rows:
-                return
-            for r in rows:
-                yield r
-            after = rows[-1].seq
+    """Walk the chain (in chunks) and check it, its head row and, when a checkpoint file is configured,
+    the newest signed checkpoint. The head is read after the walk; records appended meanwhile are walked
+    too, so a busy chain is not mistaken for a broken one."""
+    anchor = await anchor_for(services)
+    seen: dict[str, AuditHead | None] = {}
 
-    async with services.db.read() as session:
-        head = await session.get(AuditHead, 1)
-    return await verify(services.audit, walk(), head, from_seq=from_seq)
+    async def walk() -> AsyncIterator[AuditRecord]:
+        after, idle = from_seq - 1, 0
+        for _round in range(100):
+            progressed = False
+            async for r in records_from(services, after + 1):
+                progressed, after = True, r.seq
+                yield r
+            async with services.db.read() as session:
+                seen["head"] = await session.get(AuditHead, 1)
+            idle = 0 if progressed else idle + 1
+            # the head may have moved past what the walk saw (a send committed in between): walk on; two
+            # rounds without a new record while the head is ahead means the records are really gone
+            if seen["head"] is None or seen["head"].seq <= after or idle >= 2:
+                return
+
+    async def head() -> AuditHead | None:
+        return seen.get("head")
+
+    return await verify(services.audit, walk(), head, from_seq=from_seq, anchor=anchor)

@@ -74,6 +74,10 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
     iss, sub = unverified.get("iss"), unverified.get("sub")
     if not isinstance(iss, str) or iss != sub:
         raise _invalid("iss and sub must both be the calling organisation's OIN")
+    for claim in ("exp", "iat", "nbf"):  # RFC 7519 NumericDate: a JSON number, not a string or a boolean
+        value = unverified.get(claim)
+        if value is not None and (type(value) not in (int, float) or not 0 <= value < 2**53):
+            raise _invalid(f"{claim} must be a NumericDate (seconds since the epoch, as a JSON number)")
 
     async with services.db.read() as session:  # organisation and key in one round trip
         row = (await session.exec(
@@ -118,7 +122,10 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
     except IntegrityError:
         raise Problem("token-replayed", "this jti was already used; mint a new token per request",
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
-    scopes = frozenset(str(claims.get("scope", "")).split()) & SCOPES_BY_KIND.get(org.kind, frozenset())
+    requested = claims.get("scope", "")
+    if not isinstance(requested, str):  # RFC 9068 / RFC 8693: one space-delimited string
+        raise _invalid("scope must be one space-delimited string, e.g. \"messages:send messages:read\"")
+    scopes = frozenset(requested.split()) & SCOPES_BY_KIND.get(org.kind, frozenset())
     return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)
 
 

@@ -120,7 +120,11 @@ class Delivery(SQLModel, table=True):
     first_read_at: datetime | None = utc_col()
     acknowledged_at: datetime | None = utc_col()
     acknowledgement: str | None = Field(default=None, max_length=20)
-    acknowledgement_reason: str | None = Field(default=None, max_length=2000)
+    acknowledgement_reason: str | None = Field(default=None, max_length=2000, description="legacy: plain text before migration 0003; new rows leave it NULL")
+    # the recipient's free-text reason, sealed like a payload (AAD: views.ack_reason_aad)
+    acknowledgement_reason_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    acknowledgement_reason_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    acknowledgement_reason_key_id: str | None = Field(default=None, max_length=40)
     replied_at: datetime | None = utc_col(description="information-request: when this recipient answered")
     purge_due_at: datetime | None = utc_col(index=True)
     purged_at: datetime | None = utc_col()
@@ -152,7 +156,11 @@ class Consent(SQLModel, table=True):
     recorded_at: datetime = utc_col(nullable=False)
     withdrawn_at: datetime | None = utc_col()
     withdrawn_by_oin: str | None = Field(default=None, max_length=20)
-    withdrawal_reason: str | None = Field(default=None, max_length=2000)
+    withdrawal_reason: str | None = Field(default=None, max_length=2000, description="legacy: plain text before migration 0003; new rows leave it NULL")
+    # the free-text reason for a withdrawal, sealed like a payload (AAD: consents.withdrawal_reason_aad)
+    withdrawal_reason_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    withdrawal_reason_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    withdrawal_reason_key_id: str | None = Field(default=None, max_length=40)
 
 
 class AuditRecord(SQLModel, table=True):

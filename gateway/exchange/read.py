@@ -36,12 +36,29 @@ def _open(services: Services, message: Message) -> dict:
     return json.loads(services.keyring.open(sealed, aad=message.id.encode()))
 
 
+async def _own_copy_purposes(session, services: Services, caller: Caller, message: Message) -> list[str]:
+    """What a sender may state when it reads its own copy: the purpose it sent it for, or one the
+    catalogue rule of the exchange (this sender kind to the kind of each recipient) allows. Any other
+    purpose would stand in the audit log as a reason the sender never had."""
+    kinds = (await session.exec(select(Delivery.recipient_kind).where(Delivery.message_id == message.id))).all()
+    rules = [services.catalogue.rule_for(message.type, caller.kind, kind) for kind in set(kinds)]
+    return sorted({message.purpose}.union(*(r.purposes for r in rules if r)))
+
+
 async def read_message(services: Services, caller: Caller, message_id: str, purpose: str) -> MessageView:
     async with services.unit_of_work(actor(caller)) as uow:
         session = uow.session
         message, delivery = await load_visible(session, caller, message_id)
         base = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose)
-        if delivery is None:  # the sender reads its own copy
+        if delivery is None:  # the sender reads its own copy, for a purpose it may have (_own_copy_purposes)
+            allowed = await _own_copy_purposes(session, services, caller, message)
+            if purpose not in allowed:
+                detail = (f"your own copy is read for the purpose it was sent for, or one its rule allows "
+                          f"({', '.join(allowed)}), not {purpose!r}")
+                uow.audit("deny", "purpose-not-allowed", counterparty_oin=None, detail=f"read own copy: {detail}", **base)
+                await uow.seal()
+                await session.commit()  # a refusal is a processing too: its record stays, then we answer
+                raise Problem("purpose-not-allowed", detail)
             if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
                 raise Problem("gone", "the sender's copy was purged under the retention schedule")
             uow.audit("read", "own-copy", counterparty_oin=None, **base)

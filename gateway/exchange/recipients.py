@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from gateway.db.models import Organisation
 from gateway.problems import Problem, field_detail
 
-_BY_CBS = re.compile(r"^(municipality|mayor):(\d{4})$")
+_BY_CBS = re.compile(r"^(municipality|mayor):([0-9]{4})$")
 
 
 async def resolve(session: AsyncSession, addresses: list[str]) -> list[Organisation]:
@@ -23,7 +23,7 @@ async def resolve(session: AsyncSession, addresses: list[str]) -> list[Organisat
             org = (await session.exec(
                 select(Organisation).where(Organisation.kind == kind, Organisation.cbs_code == cbs, Organisation.active)
             )).first()
-        elif re.fullmatch(r"\d{20}", address):
+        elif re.fullmatch(r"[0-9]{20}", address):
             org = await session.get(Organisation, address)
             org = org if org is not None and org.active else None
         else:

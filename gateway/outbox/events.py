@@ -29,6 +29,7 @@ EVENT_TYPES: dict[str, EventType] = {
     "consent.withdrawn": EventType("events", "a consent was withdrawn: delete local copies of the sections it opened"),
     "retention.purged": EventType("events", "a delivered payload was purged under the retention schedule: delete local copies"),
     "audit.recorded": EventType("audit", "one audit record (pseudonymous), the audit stream"),
+    "audit.checkpoint": EventType("audit", "a signed checkpoint of the audit chain: its head seq and hash"),
 }
 
 _FORBIDDEN_KEYS = {"bsn", "payload", "name", "skn", "dateOfBirth"}

@@ -26,7 +26,7 @@ from gateway.metrics import WEBHOOK_ATTEMPTS
 from gateway.outbox.cloudevent import from_kafka
 from gateway.outbox.events import CE_TYPE_PREFIX
 from gateway.services import Services
-from gateway.webhooks.subscriptions import secret_of
+from gateway.webhooks.subscriptions import non_public_address, secret_of
 
 log = logging.getLogger("brb.dispatcher")
 GROUP = "brb-webhooks"
@@ -116,13 +116,14 @@ class Dispatcher:
             "webhook-signature": webhook.sign(delivery.event_id, now, delivery.body),
             "content-type": "application/cloudevents+json",
         }
-        error = None
-        try:
-            response = await self.client.post(sub.callback_url, content=delivery.body.encode(), headers=headers)
-            if not 200 <= response.status_code < 300:
-                error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{exc.__class__.__name__}: {exc}"[:500]
+        error = await self._refused_target(sub.callback_url)
+        if error is None:
+            try:
+                response = await self.client.post(sub.callback_url, content=delivery.body.encode(), headers=headers)
+                if not 200 <= response.status_code < 300:
+                    error = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                error = f"{exc.__class__.__name__}: {exc}"[:500]
         async with self.services.db.write() as session:
             row = await session.get(WebhookDelivery, delivery.id)
             row.attempts += 1
@@ -137,6 +138,15 @@ class Dispatcher:
                 row.next_attempt_at = self.services.clock.now() + timedelta(seconds=self._wait(row.attempts))
                 WEBHOOK_ATTEMPTS.labels("failed").inc()
             session.add(row)
+
+    async def _refused_target(self, url: str) -> str | None:
+        """Resolve again before each attempt: a name that was public at subscription time may point
+        into our own network now (DNS rebinding). Then nothing is sent."""
+        settings = self.services.settings
+        if settings.allow_insecure_loopback_webhooks:
+            return None
+        found = await non_public_address(url, settings.webhook_timeout_seconds)
+        return None if found is None else f"target resolves to a private address ({found})"
 
     async def send_due(self) -> int:
         due = await self._claim_due()

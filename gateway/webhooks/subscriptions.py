@@ -1,10 +1,15 @@
 """Subscriptions: an organisation registers a callback URL, the event types it wants and a secret.
-Callbacks are signed the Standard Webhooks way with that secret, which is kept encrypted at rest."""
+Callbacks are signed the Standard Webhooks way with that secret, which is kept encrypted at rest.
+A callback goes to public addresses only (no SSRF into the gateway's own network): checked when the
+subscription is made and again before every delivery attempt (``non_public_address``)."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
+import re
 import os
+import socket
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -56,9 +61,20 @@ class DeadLetterList(Wire):
     items: list[DeadLetter]
 
 
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+_REST = r"([/?#]([A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)?"
+# an absolute https URL (RFC 3986) with a DNS name or an IPv4 address as host (no IPv6 literals); the
+# OpenAPI document declares this same pattern
+CALLBACK_URL_PATTERN = rf"^https://({_LABEL}\.)*{_LABEL}{_PORT}{_REST}$"
+
+
 def _check(services: Services, body: SubscriptionRequest) -> bytes:
     problems = []
-    url = urlsplit(body.callback_url)
+    try:
+        url = urlsplit(body.callback_url)
+    except ValueError:  # e.g. a bracketed host that is no IPv6 address
+        raise Problem("validation-failed", field_detail([("/callbackUrl", "not an absolute https URL")])) from None
     loopback = False
     try:
         loopback = url.hostname == "localhost" or ipaddress.ip_address(url.hostname or "").is_loopback
@@ -66,6 +82,8 @@ def _check(services: Services, body: SubscriptionRequest) -> bytes:
         pass
     if url.scheme == "http" and not (loopback and services.settings.allow_insecure_loopback_webhooks):
         problems.append(("/callbackUrl", "use https"))
+    elif url.scheme == "https" and not re.fullmatch(CALLBACK_URL_PATTERN, body.callback_url):
+        problems.append(("/callbackUrl", "not an absolute https URL (RFC 3986, with a DNS name or an IP address)"))
     elif url.scheme not in ("https", "http") or not url.hostname:
         problems.append(("/callbackUrl", "not an absolute https URL"))
     problems += [(f"/eventTypes/{i}", f"unknown event type {t!r}") for i, t in enumerate(body.event_types) if t not in SUBSCRIBABLE]
@@ -83,6 +101,54 @@ def _check(services: Services, body: SubscriptionRequest) -> bytes:
     return secret
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, 6to4 or NAT64."""
+    if ip.version != 6:
+        return None
+    if ip.ipv4_mapped or ip.sixtofour:
+        return ip.ipv4_mapped or ip.sixtofour
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable unicast: nothing of the gateway's own network, whatever form it is written in."""
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        return is_public(embedded)
+    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
+
+
+async def non_public_address(url: str, timeout: float) -> str | None:
+    """The first address the URL's host resolves to that is private, loopback, link-local, multicast,
+    reserved or unspecified (also IPv4-mapped), or None. A name that does not resolve is no target."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM), timeout)
+    except (OSError, ValueError, asyncio.TimeoutError):
+        return None
+    for *_rest, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if not is_public(ip):
+            return str(ip)
+    return None
+
+
+async def _check_target(services: Services, url: str) -> None:
+    """422 for a callback into a private network (the demo and the tests allow it by setting)."""
+    if services.settings.allow_insecure_loopback_webhooks:
+        return
+    found = await non_public_address(url, services.settings.webhook_timeout_seconds)
+    if found is not None:
+        message = f"the host resolves to a private, loopback or link-local address ({found}): callbacks go to public addresses only"
+        raise Problem("validation-failed", field_detail([("/callbackUrl", message)]))
+
+
 def secret_of(services: Services, sub: Subscription) -> str:
     raw = services.keyring.open(Sealed(sub.secret_ciphertext, sub.secret_wrapped_key, sub.secret_key_id), aad=sub.id.encode())
     return "whsec_" + base64.b64encode(raw).decode()
@@ -90,6 +156,7 @@ def secret_of(services: Services, sub: Subscription) -> str:
 
 async def create(services: Services, caller: Caller, body: SubscriptionRequest) -> SubscriptionView:
     secret = _check(services, body)
+    await _check_target(services, body.callback_url)
     generated = not secret
     secret = secret or os.urandom(32)
     sub_id = str(uuid.uuid4())

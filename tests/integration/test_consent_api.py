@@ -115,7 +115,7 @@ async def test_consent_validation_and_listing_by_pseudonym(client, orgs):
     detail = (await client.post("/api/v1/consents", json=bad, headers=orgs.vught.headers())).json()["detail"]
     assert "/categories/0:" in detail and "/purposes/0:" in detail and "/recipientKinds/0:" in detail
 
-    consent = await Chain(client, orgs).consent(orgs.vught, categories=["children-family"], recipient_kinds=["municipality"],
+    consent = await Chain(client, orgs).consent(orgs.vught, categories=["children-family"], recipient_oins=[orgs.amsterdam.oin],
                                                 given_by="other-parent")
     listed = (await client.get("/api/v1/consents", params={"subjectId": consent["subjectId"]}, headers=orgs.amsterdam.headers())).json()
     assert [c["id"] for c in listed["items"]] == [consent["id"]]
@@ -129,6 +129,6 @@ async def test_consent_validation_and_listing_by_pseudonym(client, orgs):
 async def test_withdrawing_twice_is_a_conflict(client, orgs):
     chain = Chain(client, orgs)
     consent = await chain.consent(orgs.reclassering, categories=["children-family"], recipient_kinds=["municipality"])
-    await chain.withdraw(orgs.vught, consent["id"])
-    r = await client.post(f"/api/v1/consents/{consent['id']}/withdrawal", headers=orgs.vught.headers(), json={})
+    await chain.withdraw(orgs.reclassering, consent["id"])
+    r = await client.post(f"/api/v1/consents/{consent['id']}/withdrawal", headers=orgs.reclassering.headers(), json={})
     assert r.status_code == 409

@@ -98,10 +98,13 @@ FORGED = ["!!!", "eyJ4Ijp7fX0", "WyIyMDI2LTExLTAxIiwgW11d", "WyJ4IiwgMV0",  # ga
 
 @pytest.mark.parametrize("cursor", FORGED)
 @pytest.mark.parametrize("path", ["/api/v1/inbox", "/api/v1/messages", "/api/v1/audit/records"])
-async def test_a_forged_cursor_is_a_clear_400(client, orgs, path, cursor):
+async def test_a_forged_cursor_is_a_clear_error(client, orgs, path, cursor):
     org = orgs.inspectorate if "audit" in path else orgs.amsterdam
     r = await client.get(path, params={"cursor": cursor}, headers=org.headers())
-    assert "cursor" in problem(r, 400, "invalid-request")["detail"]
+    if r.status_code == 422:  # not even shaped like a cursor (the documented pattern)
+        assert "query:cursor" in problem(r, 422, "validation-failed")["detail"]
+    else:
+        assert "query:cursor" in problem(r, 400, "invalid-request")["detail"]
 
 
 @pytest.mark.parametrize("value", ["99999999999999999999999", str(2**63), str(2**31), "-1", "0"])
@@ -140,7 +143,7 @@ async def test_overlong_and_nul_filters_are_422(client, orgs, path, params):
     problem(r, 422, "validation-failed")
 
 
-@pytest.mark.parametrize("message_id", ["x" * 37, "abc\x00", "00000000-0000-0000-0000-00000000000g"])
+@pytest.mark.parametrize("message_id", ["x" * 37, "abc%00", "00000000-0000-0000-0000-00000000000g"])
 async def test_malformed_ids_in_the_path_are_clear_errors(client, orgs, message_id):
     r = await client.get(f"/api/v1/messages/{message_id}", params={"purpose": "p" * 41}, headers=orgs.amsterdam.headers())
     assert r.status_code in (404, 422) and r.headers["content-type"].startswith(PROBLEM), r.text
@@ -217,16 +220,20 @@ def test_the_openapi_document_declares_what_the_server_enforces():
     import yaml
 
     doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
+    def schema(param: dict) -> dict:  # the non-null member of an optional parameter
+        s = param["schema"]
+        return next(m for m in s.get("anyOf", [s]) if m.get("type") != "null")
+
     params = {p["name"]: p for p in doc["paths"]["/inbox"]["get"]["parameters"]}
-    assert params["pageSize"]["schema"]["maximum"] == 200 and params["pageSize"]["schema"]["minimum"] == 1
-    since = params["since"]["schema"]
-    since = next((s for s in since.get("anyOf", [since]) if s.get("type") == "string"), since)
-    assert since["format"] == "date-time"
-    assert params["subjectId"]["schema"]["anyOf"][0]["pattern"]
+    assert schema(params["pageSize"])["maximum"] == 200 and schema(params["pageSize"])["minimum"] == 1
+    assert schema(params["since"])["format"] == "date-time"
+    assert schema(params["subjectId"])["pattern"] and schema(params["cursor"])["maxLength"] == 200
     verify = {p["name"]: p for p in doc["paths"]["/audit/verify"]["get"]["parameters"]}
     assert verify["fromSeq"]["schema"]["maximum"] == 2**63 - 1
     schemas = doc["components"]["schemas"]
     assert "anyOf" in schemas["SubjectIdentifiers"] and "anyOf" in schemas["ConsentRequest"]
+    bsn = next(m for m in schemas["SubjectIdentifiers"]["properties"]["bsn"]["anyOf"] if m.get("type") == "string")
+    assert bsn["pattern"] == "^[0-9]{9}$"
     assert schemas["SendMessageRequest"]["properties"]["purpose"]["maxLength"] == 40
     get_message = {p["name"]: p for p in doc["paths"]["/messages/{message_id}"]["get"]["parameters"]}
     assert get_message["message_id"]["schema"]["pattern"]

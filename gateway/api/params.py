@@ -1,0 +1,54 @@
+"""One validation layer for what callers put in paths and query strings: identifiers, lengths,
+date-times and integers. Every route takes its parameters from here, so a bad value is a 422 with a
+pointer (never a 500 from the database), and the OpenAPI document declares what the server enforces.
+
+Digits are ASCII only (``[0-9]``, never ``\\d``, which also matches fullwidth and Arabic-Indic digits);
+strings never carry control characters (PostgreSQL refuses NUL); integers stay inside the column type."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import AfterValidator
+
+from gateway.schemas import Instant
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+OIN_PATTERN = r"^[0-9]{20}$"
+SUBJECT_PATTERN = r"^sub-[0-9a-f]{32}$"
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"  # message types, purposes, statuses, activities
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+MAX_BIGINT = 2**63 - 1  # BIGINT columns (audit seq, outbox ids)
+MAX_INT = 2**31 - 1  # INTEGER columns (delivery and dead-letter ids)
+
+
+MessageId = Annotated[str, Path(pattern=UUID_PATTERN, max_length=36, description="message id (UUID)")]
+ConsentId = Annotated[str, Path(pattern=UUID_PATTERN, max_length=36, description="consent id (UUID)")]
+SubscriptionId = Annotated[str, Path(pattern=UUID_PATTERN, max_length=36, description="subscription id (UUID)")]
+DeadLetterId = Annotated[int, Path(ge=1, le=MAX_INT, description="dead letter id")]
+OinPath = Annotated[str, Path(pattern=OIN_PATTERN, description="OIN, 20 digits")]
+Kid = Annotated[str, Path(min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS, description="key id")]
+
+SubjectFilter = Annotated[str | None, Query(alias="subjectId", pattern=SUBJECT_PATTERN, description="subject pseudonym, never a BSN")]
+SubjectParam = Annotated[str, Query(alias="subjectId", pattern=SUBJECT_PATTERN, description="subject pseudonym, never a BSN")]
+OinFilter = Annotated[str | None, Query(pattern=OIN_PATTERN, description="OIN as actor or counterparty")]
+MessageIdFilter = Annotated[str | None, Query(alias="messageId", pattern=UUID_PATTERN, max_length=36)]
+Since = Annotated[Instant | None, Query(description="at or after (RFC 3339 with offset)")]
+Until = Annotated[Instant | None, Query(description="before (RFC 3339 with offset)")]
+Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$", description="as given in nextCursor")]
+Seq = Annotated[int, Query(alias="fromSeq", ge=1, le=MAX_BIGINT, description="audit record seq to start from")]
+
+
+def slug(description: str) -> Any:
+    """A query parameter holding a catalogue word (type, purpose, status, activity)."""
+    return Query(pattern=SLUG_PATTERN, max_length=40, description=description)
+
+
+def _no_control(value: str) -> str:
+    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
+        raise ValueError("control characters (such as NUL) are not allowed")
+    return value
+
+
+CleanText = AfterValidator(_no_control)
