@@ -94,11 +94,12 @@ async def database_dump(services, database) -> dict[str, bytes]:
         return {f"sqlite file {p.name}": p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()}
     dump: dict[str, bytes] = {}
     async with services.db.read() as session:
-        tables = (await session.execute(text(
+        conn = await session.connection()  # raw SQL over every table: the core connection, not the ORM session
+        tables = (await conn.execute(text(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = :s AND table_type = 'BASE TABLE'"),
             {"s": database.schema})).scalars().all()
         for table in tables:
-            rows = (await session.execute(text(f'SELECT * FROM "{database.schema}"."{table}"'))).mappings().all()
+            rows = (await conn.execute(text(f'SELECT * FROM "{database.schema}"."{table}"'))).mappings().all()
             for column in (rows[0].keys() if rows else ()):
                 values = [r[column] for r in rows]
                 dump[f"postgresql {table}.{column}"] = b"\n".join(

@@ -17,7 +17,8 @@ MARKER = "Reden-7f3a: betrokkene woont bij zijn zus in Almere"
 
 async def rows(services, table: str) -> list[dict]:
     async with services.db.read() as session:
-        return [dict(r._mapping) for r in (await session.execute(text(f"SELECT * FROM {table}"))).all()]
+        conn = await session.connection()
+        return [dict(r._mapping) for r in (await conn.execute(text(f"SELECT * FROM {table}"))).all()]
 
 
 def mentions(row: dict, needle: str) -> bool:
