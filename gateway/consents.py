@@ -12,7 +12,6 @@ from sqlmodel import col, select
 
 from gateway.auth.dependencies import actor
 from gateway.auth.tokens import Caller
-from gateway.crypto import Sealed
 from gateway.db.models import Consent, Delivery, Message
 from gateway.exchange.competence import current_stay
 from gateway.exchange.subjects import ensure_subject, find_subject
@@ -166,27 +165,18 @@ async def withdraw_consent(services: Services, caller: Caller, consent_id: str, 
             consent.withdrawal_reason_ciphertext, consent.withdrawal_reason_wrapped_key = sealed.ciphertext, sealed.wrapped_key
             consent.withdrawal_reason_key_id = sealed.key_id
         uow.session.add(consent)
-        parties = await _parties_of_subject(uow.session, consent.subject_id)
         uow.audit("consent-withdraw", "withdrawn", subject_id=consent.subject_id, legal_basis="consent",
                   detail=f"consent {consent.id} withdrawn")
         uow.emit("consent.withdrawn", consent.subject_id, {
             "consentId": consent.id, "subjectId": consent.subject_id, "categories": consent.categories,
             "withdrawnAt": uow.now.isoformat(),
-            "parties": sorted({caller.oin, consent.recorded_by_oin, *consent.recipient_oins, *parties}),
+            "parties": sorted({caller.oin, consent.recorded_by_oin, *consent.recipient_oins, *involved.parties}),
         })
         return view(consent).model_copy(update={"withdrawal_reason": body.reason})  # the withdrawer's own words back
 
 
 def withdrawal_reason_aad(consent_id: str) -> bytes:
     return f"withdrawal-reason:{consent_id}".encode()
-
-
-def open_withdrawal_reason(services: Services, c: Consent) -> str | None:
-    """The sealed withdrawal reason in plain text, for a view whose reader may see it (lists leave it shut)."""
-    if c.withdrawal_reason_ciphertext is None:
-        return c.withdrawal_reason  # plain, from before migration 0003
-    sealed = Sealed(c.withdrawal_reason_ciphertext, c.withdrawal_reason_wrapped_key, c.withdrawal_reason_key_id)
-    return services.keyring.open(sealed, aad=withdrawal_reason_aad(c.id)).decode()
 
 
 async def list_consents(services: Services, caller: Caller, subject_id: str) -> ConsentList:

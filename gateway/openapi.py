@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from gateway import API_VERSION
 from gateway.problems import PROBLEM_JSON, PROBLEM_TYPES
+from gateway.schemas import CONTROL_CHARACTER_RANGES
 
 PREFIX = "/api/v1"
 VERSION_HEADER = {
@@ -108,7 +109,7 @@ def build(app: FastAPI) -> dict:
 # The models stay plain; these rules come from their one source (the catalogue, the contract registry,
 # the organisation kinds, the event table) so a generated client and a fuzzer see what the server checks.
 
-CONTROL_FREE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+CONTROL_FREE = f"^[^{CONTROL_CHARACTER_RANGES}]*$"  # the class the server refuses (gateway/schemas.py)
 REQUEST_BODIES = ("SendMessageRequest", "AcknowledgementRequest", "ConsentRequest", "WithdrawalRequest", "SubjectIdentifiers",
                   "SubscriptionRequest", "OrganisationRequest", "KeyRequest")
 

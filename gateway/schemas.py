@@ -12,7 +12,8 @@ from pydantic_core import PydanticCustomError
 from contracts.common import Bsn, Skn
 
 CONTROL_CHARACTERS_ERROR = "control_characters"
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, LF and CR are text
+CONTROL_CHARACTER_RANGES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # tab, LF and CR are text; the OpenAPI patterns use these too
+CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CHARACTER_RANGES}]")
 Purpose = Literal["reintegration", "aftercare", "supervision", "risk-management", "public-order"]
 
 

@@ -6,12 +6,9 @@ Digits are ASCII only (``[0-9]``, never ``\\d``, which also matches fullwidth an
 strings never carry control characters (PostgreSQL refuses NUL); integers stay inside the column type."""
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator
-
 from gateway.schemas import Instant
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -43,12 +40,3 @@ Seq = Annotated[int, Query(alias="fromSeq", ge=1, le=MAX_BIGINT, description="au
 def slug(description: str) -> Any:
     """A query parameter holding a catalogue word (type, purpose, status, activity)."""
     return Query(pattern=SLUG_PATTERN, max_length=40, description=description)
-
-
-def _no_control(value: str) -> str:
-    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
-        raise ValueError("control characters (such as NUL) are not allowed")
-    return value
-
-
-CleanText = AfterValidator(_no_control)

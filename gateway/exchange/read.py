@@ -47,60 +47,69 @@ async def _own_copy_purposes(session, services: Services, caller: Caller, messag
 
 async def read_message(services: Services, caller: Caller, message_id: str, purpose: str) -> MessageView:
     async with services.unit_of_work(actor(caller)) as uow:
-        session = uow.session
-        message, delivery = await load_visible(session, caller, message_id)
-        base = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose)
-        if delivery is None:  # the sender reads its own copy, for a purpose it may have (_own_copy_purposes)
-            allowed = await _own_copy_purposes(session, services, caller, message)
-            if purpose not in allowed:
-                detail = (f"your own copy is read for the purpose it was sent for, or one its rule allows "
-                          f"({', '.join(allowed)}), not {purpose!r}")
-                uow.audit("deny", "purpose-not-allowed", counterparty_oin=None, detail=f"read own copy: {detail}", **base)
-                await uow.seal()
-                await session.commit()  # a refusal is a processing too: its record stays, then we answer
-                raise Problem("purpose-not-allowed", detail)
-            if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
-                raise Problem("gone", "the sender's copy was purged under the retention schedule")
-            uow.audit("read", "own-copy", counterparty_oin=None, **base)
-            return _view(message, purpose, _open(services, message), [], None, None, [])
-        if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
-            raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
-
-        payload = _open(services, message)
-        sender = await session.get(Organisation, message.sender_oin)
-        me = await session.get(Organisation, caller.oin)
-        contract = validate_payload(message.type, message.version, payload)
-        now_competent = await competence.current_competence(session, message.subject_id)
-        decision = policy.decide_for(
-            services.catalogue, sender_kind=sender.kind, recipient=me, message_type=message.type, purpose=purpose,
-            subject_id=message.subject_id, sections=sections_present(message.type, message.version, payload),
-            consents=await policy.consents_of(session, message.subject_id), at=uow.now,
-            facts=competence.facts_for(me, now_competent, contract),
-        )
-        common = dict(counterparty_oin=message.sender_oin, legal_basis=decision.basis, rule=decision.rule, **base)
-        if not decision.allowed:
-            uow.audit("deny", decision.deny_reason or "deny", detail=f"read: {decision.explanation}", **common)
-            denial = Problem(policy.DENY_PROBLEM[decision.deny_reason], decision.explanation)
+        message, delivery = await load_visible(uow.session, caller, message_id)
+        if delivery is None:  # the sender reads its own copy
+            view, denial = await _own_copy(services, uow, caller, message, purpose)
         else:
-            denial = None
-            uow.audit("read", decision.outcome, detail=policy.bases_detail(decision), **common)
-            policy.audit_consent_disclosures(uow, decision, **common)
-            for w in decision.withheld:
-                uow.audit("redact", "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
-            if delivery.first_read_at is None:
-                delivery.first_read_at = uow.now
-                if delivery.status == "delivered":
-                    delivery.status = "read"
-                session.add(delivery)
-                uow.emit("message.read", message.subject_id, {
-                    "messageId": message.id, "messageType": message.type, "subjectId": message.subject_id,
-                    "senderOin": message.sender_oin, "recipientOin": caller.oin, "purpose": purpose,
-                    "parties": sorted({message.sender_oin, caller.oin}),
-                })
-    if denial is not None:  # the denial's audit record is committed; now answer
+            view, denial = await _delivered_copy(services, uow, caller, message, delivery, purpose)
+    if denial is not None:  # the denial's audit record is committed with the unit of work; now answer
         raise denial
+    return view
+
+
+async def _own_copy(services: Services, uow, caller: Caller, message: Message, purpose: str) -> tuple[MessageView | None, Problem | None]:
+    """The sender's own copy, for a purpose it may have (``_own_copy_purposes``)."""
+    base = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose, counterparty_oin=None)
+    allowed = await _own_copy_purposes(uow.session, services, caller, message)
+    if purpose not in allowed:
+        detail = (f"your own copy is read for the purpose it was sent for, or one its rule allows "
+                  f"({', '.join(allowed)}), not {purpose!r}")
+        uow.audit("deny", "purpose-not-allowed", detail=f"read own copy: {detail}", **base)
+        return None, Problem("purpose-not-allowed", detail)
+    if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
+        raise Problem("gone", "the sender's copy was purged under the retention schedule")
+    uow.audit("read", "own-copy", **base)
+    return _view(message, purpose, _open(services, message), [], None, None, []), None
+
+
+async def _delivered_copy(services: Services, uow, caller: Caller, message: Message, delivery: Delivery,
+                          purpose: str) -> tuple[MessageView | None, Problem | None]:
+    """A recipient's copy: policy decided again, now, for the stated purpose, consents and competence."""
+    session = uow.session
+    if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
+        raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
+    payload = _open(services, message)
+    sender = await session.get(Organisation, message.sender_oin)
+    me = await session.get(Organisation, caller.oin)
+    contract = validate_payload(message.type, message.version, payload)
+    now_competent = await competence.current_competence(session, message.subject_id)
+    decision = policy.decide_for(
+        services.catalogue, sender_kind=sender.kind, recipient=me, message_type=message.type, purpose=purpose,
+        subject_id=message.subject_id, sections=sections_present(message.type, message.version, payload),
+        consents=await policy.consents_of(session, message.subject_id), at=uow.now,
+        facts=competence.facts_for(me, now_competent, contract),
+    )
+    common = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose,
+                  counterparty_oin=message.sender_oin, legal_basis=decision.basis, rule=decision.rule)
+    if not decision.allowed:
+        uow.audit("deny", decision.deny_reason or "deny", detail=f"read: {decision.explanation}", **common)
+        return None, Problem(policy.DENY_PROBLEM[decision.deny_reason], decision.explanation)
+    uow.audit("read", decision.outcome, detail=policy.bases_detail(decision), **common)
+    policy.audit_consent_disclosures(uow, decision, **common)
+    for w in decision.withheld:
+        uow.audit("redact", "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
+    if delivery.first_read_at is None:
+        delivery.first_read_at = uow.now
+        if delivery.status == "delivered":
+            delivery.status = "read"
+        session.add(delivery)
+        uow.emit("message.read", message.subject_id, {
+            "messageId": message.id, "messageType": message.type, "subjectId": message.subject_id,
+            "senderOin": message.sender_oin, "recipientOin": caller.oin, "purpose": purpose,
+            "parties": sorted({message.sender_oin, caller.oin}),
+        })
     return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
-                 policy.redactions(decision), decision.basis, decision.rule, policy.released(decision))
+                 policy.redactions(decision), decision.basis, decision.rule, policy.released(decision)), None
 
 
 def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule, released) -> MessageView:
