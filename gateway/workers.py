@@ -51,7 +51,7 @@ async def retention_loop(services: Services, stop: asyncio.Event) -> None:
                 try:
                     await work(services)
                 except Exception as exc:  # noqa: BLE001 - try again next round
-                    log.warning("%s round failed: %s", name, exc.__class__.__name__)
+                    log.warning("%s round failed: %s", name, exc.__class__.__name__, exc_info=True)
                 due[i] = loop.time() + interval()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), max(0.0, min(due) - loop.time()))
