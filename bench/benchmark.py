@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from consent import Exchange, decide  # noqa: E402
 from contracts import sections_present, validate_payload  # noqa: E402
 from gateway.app import create_app  # noqa: E402
-from gateway.audit.chain import AuditEntry  # noqa: E402
+from gateway.audit.record import AuditEntry  # noqa: E402
 from gateway.broker import LoopbackBroker  # noqa: E402
 from gateway.db.migrate import upgrade_async  # noqa: E402
 from gateway.db.models import AuditRecord  # noqa: E402

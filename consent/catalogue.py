@@ -8,6 +8,7 @@ from typing import Literal
 
 import yaml
 
+from contracts.parties import EXCHANGE_KINDS
 from contracts.registry import MESSAGE_TYPES, REGISTRY, section_paths
 
 TreatmentKind = Literal["pass", "consent", "withhold"]
@@ -63,7 +64,7 @@ class Catalogue:
     version: str
     legal_bases: dict[str, str]
     purposes: dict[str, str]
-    party_kinds: frozenset[str]
+    party_kinds: frozenset[str]  # contracts.parties.EXCHANGE_KINDS: the kinds that exchange messages
     categories: dict[str, str]
     consent_givers: dict[str, frozenset[str] | None]  # None: may consent to every category
     rules: tuple[Rule, ...]
@@ -75,7 +76,11 @@ class Catalogue:
 
     def may_send(self, sender_kind: str, message: str) -> bool:
         """Does any rule let this kind of organisation send this message type (to anyone)?"""
-        return any(r.message == message and r.sender_kind == sender_kind for r in self.rules)
+        return (sender_kind, message) in self._senders
+
+    @cached_property
+    def _senders(self) -> frozenset[tuple[str, str]]:
+        return frozenset((r.sender_kind, r.message) for r in self.rules)
 
     @property
     def consentable(self) -> frozenset[str]:
@@ -114,9 +119,9 @@ def parse(data: dict) -> Catalogue:
 
     legal_bases = dict(data.get("legalBases") or {})
     purposes = dict(data.get("purposes") or {})
-    kinds = frozenset(data.get("partyKinds") or ())
+    kinds = EXCHANGE_KINDS
     categories = dict(data.get("categories") or {})
-    need(bool(legal_bases and purposes and kinds and categories), "top level", "legalBases, purposes, partyKinds and categories are required")
+    need(bool(legal_bases and purposes and categories), "top level", "legalBases, purposes and categories are required")
     conditions: dict[str, Condition] = {}
     for name, raw in (data.get("conditions") or {}).items():
         need(isinstance(raw, dict) and raw.get("refusal") and raw.get("text"), f"conditions.{name}", "needs a refusal and a text")

@@ -8,6 +8,9 @@ from pydantic import Field
 from contracts.common import Contract, MessageContract, Oin, ShortText, Text
 
 
+INFORMATION_REQUEST = "information-request"  # the one message type that is answered (inReplyTo), by its due date
+
+
 class QuestionTopic(StrEnum):
     IDENTITY_DOCUMENT = "identity-document"
     HOUSING = "housing"
@@ -24,7 +27,7 @@ class Question(Contract):
 
 
 class InformationRequestV1(MessageContract):
-    MESSAGE_TYPE = "information-request"
+    MESSAGE_TYPE = INFORMATION_REQUEST
     prison_oin: Oin
     questions: Annotated[list[Question], Field(min_length=1, max_length=50)]
     due_date: date

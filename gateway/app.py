@@ -16,6 +16,7 @@ from starlette.routing import Match
 from gateway import API_VERSION, openapi
 from gateway.api import audit, consents, health, messages, organisations, subscriptions
 from gateway.auth.dependencies import RateLimiter
+from gateway.logs import bound, configure_logging
 from gateway.metrics import LATENCY, REQUESTS
 from gateway.problems import PROBLEM_JSON, PROBLEM_TYPES, Problem, field_detail, render
 from gateway.schemas import CONTROL_CHARACTERS_ERROR
@@ -23,6 +24,7 @@ from gateway.services import Services, current_trace_id, trace_id_from
 from gateway.settings import Settings
 
 log = logging.getLogger("brb.gateway")
+request_log = logging.getLogger("brb.http")
 
 
 def _problem(request: Request, slug: str, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -36,6 +38,38 @@ def _pointer(loc: tuple) -> str:
     if where == "body":
         return "".join(f"/{p}" for p in rest)
     return f"{where}:{'.'.join(str(p) for p in rest)}"
+
+
+def _route_template(scope) -> str | None:
+    """The matched route's full template (``/api/v1/messages/{message_id}``), never the raw path with ids
+    or a query. FastAPI >= 0.16x keeps an included router's routes unprefixed; their contexts know the
+    full path."""
+    route = scope.get("route")
+    if route is None:
+        return None
+    state = scope["app"].state
+    paths = getattr(state, "route_templates", None)
+    if paths is None or id(route) not in paths:  # first request, or a route added since
+        try:
+            from fastapi.routing import iter_route_contexts
+        except ImportError:  # older FastAPI: included routes carry their prefix themselves
+            return route.path
+        paths = state.route_templates = {id(c.original_route): c.path for c in iter_route_contexts(scope["app"].routes)}
+    return paths.get(id(route)) or route.path
+
+
+def _caller_oin(scope) -> str | None:
+    caller = (scope.get("state") or {}).get("caller")  # set by the auth dependency once the token is verified
+    return getattr(caller, "oin", None)
+
+
+def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Log the (scrubbed) traceback under a fresh error id; the problem's ``instance`` carries that id."""
+    error_id = str(uuid.uuid4())
+    log.error("http.unhandled-error", exc_info=(type(exc), exc, exc.__traceback__), extra={"error_id": error_id})
+    body = render(PROBLEM_TYPES["internal-error"], f"an internal error occurred; nothing was stored (error {error_id})",
+                  f"urn:uuid:{error_id}")
+    return JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -93,6 +127,7 @@ class BodyLimit:
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else Settings())
+    configure_logging(settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -104,14 +139,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if settings.run_workers:
             from gateway.workers import worker_tasks
 
-            tasks = worker_tasks(svc, stop)
+            tasks = worker_tasks(svc, stop)  # each supervised: a crash is logged and the worker restarted
         try:
             yield
         finally:
             stop.set()
             for task in tasks:
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.wait_for(task, 10)
+                except Exception:  # noqa: BLE001 - shutting down; say which worker did not stop cleanly
+                    log.warning("worker.stop-failed", exc_info=True, extra={"worker": task.get_name()})
             if services is None:
                 await svc.db.dispose()
 
@@ -158,22 +195,26 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return _problem(request, slug, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
-    async def on_error(request: Request, exc: Exception):
-        error_id = uuid.uuid4().hex
-        route = request.scope.get("route")
-        log.exception("unhandled %s on %s %s", exc.__class__.__name__, request.method, route.path if route else "?",
-                      extra={"error_id": error_id, "trace_id": current_trace_id.get()})
-        body = render(PROBLEM_TYPES["internal-error"], f"an internal error occurred; nothing was stored (error {error_id})",
-                      f"urn:uuid:{uuid.UUID(error_id)}")
-        return JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+    async def on_error(request: Request, exc: Exception):  # a backstop: the middleware below answers first
+        return _internal_error(request, exc)
 
     @app.middleware("http")
     async def version_trace_and_metrics(request: Request, call_next):
+        """Trace id, log context and the one request log line; an unhandled error is answered here, while
+        the request's context is still bound, so its log line carries trace id, route and caller."""
         started = time.perf_counter()
         trace_id = trace_id_from(request.headers.get("traceparent"))
         token = current_trace_id.set(trace_id)
+        scope = request.scope
         try:
-            response = await call_next(request)
+            with bound(method=request.method, route=lambda: _route_template(scope), caller_oin=lambda: _caller_oin(scope)):
+                try:
+                    response = await call_next(request)
+                except Exception as exc:  # noqa: BLE001 - every error is a problem+json answer
+                    response = _internal_error(request, exc)
+                elapsed = time.perf_counter() - started
+                request_log.info("http.request", extra={"route": _route_template(scope) or "unmatched",
+                                                        "status": response.status_code, "duration_ms": round(elapsed * 1000, 1)})
         finally:
             current_trace_id.reset(token)
         response.headers["API-Version"] = API_VERSION
@@ -181,7 +222,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         route = request.scope.get("route")
         template = route.path if route is not None else "unmatched"  # templates, never raw paths with ids
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()
-        LATENCY.labels(request.method, template).observe(time.perf_counter() - started)
+        LATENCY.labels(request.method, template).observe(elapsed)
         return response
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

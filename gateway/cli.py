@@ -21,6 +21,15 @@ app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
 
 
+@app.callback()
+def _logging() -> None:
+    """Every command logs JSON lines on stderr (README, 'Logs'); its output stays on stdout."""
+    from gateway.logs import configure_logging
+    from gateway.settings import Settings
+
+    configure_logging(Settings().log_level)
+
+
 def _services():
     from gateway.services import Services
     from gateway.settings import Settings
@@ -108,7 +117,8 @@ def token(oin: str, scope: Annotated[Optional[str], typer.Option(help="space-sep
           lifetime: int = 300) -> None:
     """Mint a token for a demo organisation from its key in .var/demo-keys (development only)."""
     from gateway.auth.mint import mint
-    from gateway.demo import DEFAULT_SCOPES, DEMO_ORGANISATIONS, key_file
+    from contracts.parties import KINDS
+    from gateway.demo import DEMO_ORGANISATIONS, key_file
     from gateway.settings import Settings
 
     path = key_file(oin)
@@ -116,7 +126,7 @@ def token(oin: str, scope: Annotated[Optional[str], typer.Option(help="space-sep
         typer.echo(f"no demo key for {oin} in {path.parent}; run `make run` first", err=True)
         raise typer.Exit(2)
     kind = next((o["kind"] for o in DEMO_ORGANISATIONS if o["oin"] == oin), "dji")
-    typer.echo(mint(json.loads(path.read_text()), oin, Settings().audience, scope or DEFAULT_SCOPES[kind], lifetime))
+    typer.echo(mint(json.loads(path.read_text()), oin, Settings().audience, scope or KINDS[kind].default_scope, lifetime))
 
 
 @app.command()
@@ -135,7 +145,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
     from gateway.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
+    # our JSON lines for uvicorn's loggers too; its access log (raw paths) gives way to our `http.request`
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True, log_config=None, access_log=False)
 
 
 @app.command()
@@ -143,7 +154,7 @@ def relay() -> None:
     """Run the outbox relay (several may run)."""
     from gateway.outbox.relay import Relay
 
-    _run_worker(lambda svc, stop: Relay(svc).run(stop))
+    _run_worker("relay", lambda svc, stop: Relay(svc).run(stop))
 
 
 @app.command()
@@ -151,7 +162,7 @@ def dispatcher() -> None:
     """Run the webhook dispatcher (a Kafka consumer group)."""
     from gateway.webhooks.dispatcher import Dispatcher
 
-    _run_worker(lambda svc, stop: Dispatcher(svc).run(stop))
+    _run_worker("dispatcher", lambda svc, stop: Dispatcher(svc).run(stop))
 
 
 @app.command()
@@ -164,7 +175,7 @@ def retention(once: bool = typer.Option(False, help="purge what is due and exit"
         purged, pruned = _with_services(retention_round)
         typer.echo(f"purged {purged} cop(ies); pruned {pruned} confirmed outbox row(s) and expired jti(s)")
         return
-    _run_worker(lambda svc, stop: retention_loop(svc, stop))
+    _run_worker("retention", lambda svc, stop: retention_loop(svc, stop))
 
 
 audit_app = typer.Typer(help="The audit log", no_args_is_help=True)
@@ -189,15 +200,17 @@ def audit_checkpoint() -> None:
     typer.echo(f"checkpoint: record {cp.seq} at {cp.recorded_at}" if cp else "no new checkpoint: the chain head has not moved")
 
 
-def _run_worker(start) -> None:
-    """Run a long-lived worker until SIGINT/SIGTERM, then let it finish its round and stop."""
+def _run_worker(name: str, start) -> None:
+    """Run a long-lived worker, supervised (restarted after a crash), until SIGINT/SIGTERM, then let it
+    finish its round and stop."""
+    from gateway.workers import supervise
 
     async def work(svc):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await start(svc, stop)
+        await supervise(name, lambda s: start(svc, s), stop, backoff_max=svc.settings.broker_backoff_max_seconds)
 
     _with_services(work)
 
@@ -245,7 +258,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
             f"  curl -H \"Authorization: Bearer $TOKEN\" http://{host}:{port}/api/v1/inbox\n"
             f"API document: http://{host}:{port}/api/v1/openapi.json — readiness: http://{host}:{port}/health/ready\n"
         )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False)
     finally:
         if broker:
             broker.stop()

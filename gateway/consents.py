@@ -8,18 +8,21 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
+from sqlalchemy import update
 from sqlmodel import col, select
 
-from gateway.auth.dependencies import actor
+from contracts.parties import KINDS
+from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
-from gateway.db.models import Consent, Delivery, Message
+from gateway.db.models import WITHDRAWAL_REASON, Consent, Delivery, Message
 from gateway.exchange.competence import current_stay
 from gateway.exchange.subjects import ensure_subject, find_subject
+from gateway.outbox.events import consent_recorded, consent_withdrawn
 from gateway.problems import Problem, field_detail
 from gateway.schemas import Instant, SubjectIdentifiers, Wire
 from gateway.services import Services
 
-RECORDING_KINDS = ("dji", "probation")
+RECORDING_KINDS = frozenset(name for name, kind in KINDS.items() if kind.records_consent)
 
 
 class ConsentRequest(Wire):
@@ -130,7 +133,7 @@ async def record_consent(services: Services, caller: Caller, body: ConsentReques
     if caller.kind not in RECORDING_KINDS:
         raise Problem("forbidden", "only a prison (dji) or probation organisation records consent")
     _check_scope(services, body)
-    async with services.unit_of_work(actor(caller)) as uow:
+    async with services.unit_of_work(caller.actor) as uow:
         subject_id = await ensure_subject(uow.session, services.pseudonyms, body.subject.bsn, body.subject.skn, uow.now)
         consent = Consent(
             id=str(uuid.uuid4()), subject_id=subject_id, given_by=body.given_by, categories=sorted(set(body.categories)),
@@ -139,40 +142,38 @@ async def record_consent(services: Services, caller: Caller, body: ConsentReques
             recorded_by_oin=caller.oin, evidence_reference=body.evidence_reference, recorded_at=uow.now,
         )
         uow.session.add(consent)
-        uow.audit("consent-record", "recorded", subject_id=subject_id, legal_basis="consent",
+        uow.audit(Activity.CONSENT_RECORD, "recorded", subject_id=subject_id, legal_basis="consent",
                   detail=f"consent {consent.id}: {', '.join(consent.categories)} for {', '.join(consent.purposes)}")
-        uow.emit("consent.recorded", subject_id, {
-            "consentId": consent.id, "subjectId": subject_id, "categories": consent.categories,
-            "recipientOins": consent.recipient_oins, "recipientKinds": consent.recipient_kinds,
-            "parties": sorted({caller.oin, *consent.recipient_oins}),
-        })
+        uow.emit(consent_recorded(consent))
         return view(consent)
 
 
 async def withdraw_consent(services: Services, caller: Caller, consent_id: str, body: WithdrawalRequest) -> ConsentView:
     if caller.kind not in RECORDING_KINDS:
         raise Problem("forbidden", "only a prison (dji) or probation organisation withdraws consent")
-    async with services.unit_of_work(actor(caller)) as uow:
+    async with services.unit_of_work(caller.actor) as uow:
         consent = await uow.session.get(Consent, consent_id)
         involved = await _involvement(uow.session, consent.subject_id) if consent else None
         if consent is None or not may_withdraw(consent, caller, involved):
             raise Problem("not-found", "no such consent (or not one you may withdraw)")
-        if consent.withdrawn_at is not None:
+        if consent.withdrawn_at is not None or not await _record_withdrawal_once(services, uow, consent, caller, body.reason):
             raise Problem("conflict", "this consent was already withdrawn")
-        consent.withdrawn_at, consent.withdrawn_by_oin = uow.now, caller.oin
-        if body.reason:  # free text about the detainee: sealed at rest, never in the audit record or event
-            sealed = services.keyring.seal(body.reason.encode(), aad=withdrawal_reason_aad(consent.id))
-            consent.withdrawal_reason_ciphertext, consent.withdrawal_reason_wrapped_key = sealed.ciphertext, sealed.wrapped_key
-            consent.withdrawal_reason_key_id = sealed.key_id
-        uow.session.add(consent)
-        uow.audit("consent-withdraw", "withdrawn", subject_id=consent.subject_id, legal_basis="consent",
+        uow.audit(Activity.CONSENT_WITHDRAW, "withdrawn", subject_id=consent.subject_id, legal_basis="consent",
                   detail=f"consent {consent.id} withdrawn")
-        uow.emit("consent.withdrawn", consent.subject_id, {
-            "consentId": consent.id, "subjectId": consent.subject_id, "categories": consent.categories,
-            "withdrawnAt": uow.now.isoformat(),
-            "parties": sorted({caller.oin, consent.recorded_by_oin, *consent.recipient_oins, *involved.parties}),
-        })
+        uow.emit(consent_withdrawn(consent, involved.parties))
         return view(consent).model_copy(update={"withdrawal_reason": body.reason})  # the withdrawer's own words back
+
+
+async def _record_withdrawal_once(services: Services, uow, consent: Consent, caller: Caller, reason: str | None) -> bool:
+    """One conditional UPDATE, so that of withdrawals racing for the same consent exactly one is
+    recorded (and audited, and told); False when another got there first. ``consent`` takes the new values."""
+    # free text about the detainee: sealed at rest, never in the audit record or event
+    sealed = WITHDRAWAL_REASON.sealed_values(services.keyring, reason, withdrawal_reason_aad(consent.id)) if reason else {}
+    won = await uow.session.exec(
+        update(Consent).where(Consent.id == consent.id, Consent.withdrawn_at.is_(None))
+        .values(withdrawn_at=uow.now, withdrawn_by_oin=caller.oin, **sealed).returning(Consent.id)
+        .execution_options(synchronize_session="fetch"))
+    return won.first() is not None
 
 
 def withdrawal_reason_aad(consent_id: str) -> bytes:
@@ -181,11 +182,11 @@ def withdrawal_reason_aad(consent_id: str) -> bytes:
 
 async def list_consents(services: Services, caller: Caller, subject_id: str) -> ConsentList:
     """Consents about a subject that concern the caller (see ``concerns``)."""
-    async with services.unit_of_work(actor(caller)) as uow:
+    async with services.unit_of_work(caller.actor) as uow:
         rows = (await uow.session.exec(select(Consent).where(Consent.subject_id == subject_id).order_by(col(Consent.recorded_at)))).all()
         involved = await _involvement(uow.session, subject_id)
         mine = [c for c in rows if concerns(c, caller, involved)]
-        uow.audit("read", "consents", subject_id=subject_id, detail=f"{len(mine)} consent record(s) listed")
+        uow.audit(Activity.READ, "consents", subject_id=subject_id, detail=f"{len(mine)} consent record(s) listed")
         return ConsentList(items=[view(c) for c in mine])
 
 

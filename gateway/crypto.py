@@ -68,3 +68,42 @@ class KeyRing:
         if kid not in self._keys:
             raise KeyError(f"ring key {kid!r} is not configured")
         return AESGCM(self._keys[kid]).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], kid.encode())
+
+
+@dataclass(frozen=True)
+class SealedColumns:
+    """Where a row keeps one value sealed with the key ring: its ciphertext, wrapped data key and key id
+    columns, and, for free text stored in plain before migration 0003, the legacy plain column."""
+
+    ciphertext: str
+    wrapped_key: str
+    key_id: str
+    legacy_plain: str | None = None
+
+    def get(self, row) -> Sealed | None:
+        ciphertext = getattr(row, self.ciphertext)
+        return None if ciphertext is None else Sealed(ciphertext, getattr(row, self.wrapped_key), getattr(row, self.key_id))
+
+    def put(self, row, sealed: Sealed | None) -> None:
+        setattr(row, self.ciphertext, sealed.ciphertext if sealed else None)
+        setattr(row, self.wrapped_key, sealed.wrapped_key if sealed else None)
+        setattr(row, self.key_id, sealed.key_id if sealed else None)
+
+    def sealed_values(self, keyring: KeyRing, text: str | None, aad: bytes) -> dict:
+        """The columns' values holding ``text`` sealed (None clears them), for a row or an UPDATE; the
+        legacy plain column is cleared: never plain text again, also where migration 0003 left one."""
+        sealed = keyring.seal(text.encode(), aad=aad) if text else None
+        values = {self.ciphertext: sealed.ciphertext if sealed else None,
+                  self.wrapped_key: sealed.wrapped_key if sealed else None, self.key_id: sealed.key_id if sealed else None}
+        return values | ({self.legacy_plain: None} if self.legacy_plain else {})
+
+    def seal_text(self, keyring: KeyRing, row, text: str | None, aad: bytes) -> None:
+        for column, value in self.sealed_values(keyring, text, aad).items():
+            setattr(row, column, value)
+
+    def open_text(self, keyring: KeyRing | None, row, aad: bytes) -> str | None:
+        """The text for the parties; a legacy plain value as it is; without the ring it stays shut (None)."""
+        sealed = self.get(row)
+        if sealed is None:
+            return getattr(row, self.legacy_plain) if self.legacy_plain else None
+        return keyring.open(sealed, aad=aad).decode() if keyring is not None else None

@@ -30,16 +30,6 @@ DEMO_ORGANISATIONS = [
     {"oin": "00000001009999999000", "name": "Inspectie Justitie en Veiligheid", "kind": "inspectorate"},
     {"oin": "00000001000000001000", "name": "Beheer Berichtenbox Re-integratie", "kind": "operator"},
 ]
-DEFAULT_SCOPES = {
-    "dji": "messages:send messages:read consents:write consents:read subscriptions:write",
-    "probation": "messages:send messages:read consents:write consents:read subscriptions:write",
-    "municipality": "messages:send messages:read consents:read subscriptions:write",
-    "mayor": "messages:send messages:read consents:read subscriptions:write",
-    "auditor": "audit:read",
-    "inspectorate": "audit:read-all",
-    "operator": "admin audit:read-all",
-}
-
 
 def demo_secrets() -> dict[str, str]:
     """The demo's secrets, generated once and kept in .var/demo-secrets.json, and where the demo keeps the

@@ -136,9 +136,8 @@ def _control_free(node: dict) -> None:
 def declare_what_the_server_enforces(schemas: dict) -> None:
     import consent
     from contracts.registry import MODELS
-    from gateway.auth.tokens import ORGANISATION_KINDS
+    from contracts.parties import CBS_KINDS, KINDS
     from gateway.outbox.events import EVENT_TYPES
-    from gateway.registry import KINDS_WITH_CBS
     from gateway.webhooks.subscriptions import CALLBACK_URL_PATTERN
 
     catalogue = consent.load()
@@ -160,12 +159,12 @@ def declare_what_the_server_enforces(schemas: dict) -> None:
     ack["then"] = {"required": ["reason"], "properties": {"reason": {"type": "string"}}}
 
     org = schemas["OrganisationRequest"]
-    org["properties"]["kind"]["enum"] = list(ORGANISATION_KINDS)
+    org["properties"]["kind"]["enum"] = list(KINDS)
     org["allOf"] = [
-        {"if": {"properties": {"kind": {"enum": list(KINDS_WITH_CBS)}}, "required": ["kind"]},
+        {"if": {"properties": {"kind": {"enum": list(CBS_KINDS)}}, "required": ["kind"]},
          "then": {"required": ["cbsCode"], "properties": {"cbsCode": {"type": "string"}}},
          "else": {"properties": {"cbsCode": {"type": "null"}}}},
-        {"if": {"properties": {"kind": {"const": "auditor"}}, "required": ["kind"]},
+        {"if": {"properties": {"kind": {"enum": [n for n, k in KINDS.items() if k.audits_parent]}}, "required": ["kind"]},
          "then": {"required": ["parentOin"], "properties": {"parentOin": {"type": "string"}}}},
     ]
     schemas["KeyRequest"]["properties"]["jwk"].update({

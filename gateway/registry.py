@@ -10,19 +10,18 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from gateway.auth.tokens import ORGANISATION_KINDS
+from contracts.parties import CBS_KINDS, KINDS
 from gateway.db.models import Organisation, OrganisationKey
 from gateway.problems import Problem, field_detail
 from gateway.schemas import Wire
 from gateway.services import Services
 
-KINDS_WITH_CBS = ("municipality", "mayor")
 
 
 class OrganisationRequest(Wire):
     oin: Annotated[str, Field(pattern=r"^[0-9]{20}$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    kind: str = Field(description=f"one of {', '.join(ORGANISATION_KINDS)}")
+    kind: str = Field(description=f"one of {', '.join(KINDS)}")
     cbs_code: Annotated[str, Field(pattern=r"^[0-9]{4}$")] | None = None
     parent_oin: Annotated[str, Field(pattern=r"^[0-9]{20}$", description="for an auditor: the organisation it audits")] | None = None
 
@@ -95,29 +94,39 @@ def view(org: Organisation, keys: list[OrganisationKey]) -> OrganisationView:
 
 async def add_organisation(services: Services, body: OrganisationRequest) -> OrganisationView:
     problems = []
-    if body.kind not in ORGANISATION_KINDS:
-        problems.append(("/kind", f"one of {', '.join(ORGANISATION_KINDS)}"))
-    if body.kind in KINDS_WITH_CBS and not body.cbs_code:
+    kind = KINDS.get(body.kind)
+    if kind is None:
+        problems.append(("/kind", f"one of {', '.join(KINDS)}"))
+    elif kind.addressed_by_cbs_code and not body.cbs_code:
         problems.append(("/cbsCode", f"a {body.kind} needs its CBS code"))
-    if body.kind not in KINDS_WITH_CBS and body.cbs_code:
-        problems.append(("/cbsCode", "only municipalities and mayors carry a CBS code"))
-    if body.kind == "auditor" and not body.parent_oin:
-        problems.append(("/parentOin", "an auditor names the organisation it audits"))
+    elif not kind.addressed_by_cbs_code and body.cbs_code:
+        problems.append(("/cbsCode", f"only {' and '.join(CBS_KINDS)} organisations carry a CBS code"))
+    if kind is not None and kind.audits_parent and not body.parent_oin:
+        problems.append(("/parentOin", f"a {body.kind} names the organisation it audits"))
     if problems:
         raise Problem("validation-failed", field_detail(problems))
     try:
         async with services.db.write() as session:
-            if body.kind in KINDS_WITH_CBS:
-                taken = (await session.exec(select(Organisation).where(
-                    Organisation.kind == body.kind, Organisation.cbs_code == body.cbs_code, Organisation.active))).first()
-                if taken:
-                    raise Problem("conflict", f"{body.kind}:{body.cbs_code} is already registered as {taken.oin}")
+            if (taken := await _code_taken(session, body)) is not None:
+                raise taken
             org = Organisation(oin=body.oin, name=body.name, kind=body.kind, cbs_code=body.cbs_code,
                                parent_oin=body.parent_oin, created_at=services.clock.now())
             session.add(org)
-    except IntegrityError:
-        raise Problem("conflict", f"organisation {body.oin} already exists") from None
+    except IntegrityError:  # a registration committed meanwhile: the same OIN, or the same active CBS code
+        async with services.db.read() as session:
+            taken = None if await session.get(Organisation, body.oin) else await _code_taken(session, body)
+        raise taken or Problem("conflict", f"organisation {body.oin} already exists") from None
     return view(org, [])
+
+
+async def _code_taken(session, body: OrganisationRequest) -> Problem | None:
+    """A CBS code has one active municipality and one active mayor; the unique index
+    ``ux_organisations_active_cbs`` holds that when two registrations race past this check."""
+    if body.kind not in CBS_KINDS:
+        return None
+    holder = (await session.exec(select(Organisation).where(
+        Organisation.kind == body.kind, Organisation.cbs_code == body.cbs_code, Organisation.active))).first()
+    return Problem("conflict", f"{body.kind}:{body.cbs_code} is already registered as {holder.oin}") if holder else None
 
 
 async def add_key(services: Services, oin: str, jwk: dict) -> KeyView:

@@ -1,4 +1,7 @@
-"""Wire models of the public API (camelCase JSON, PascalCase schema names)."""
+"""The public API's wire base (camelCase JSON, PascalCase schema names, no control characters) and the
+message resource's wire models. Each other resource keeps its wire models with its service module:
+organisations in ``gateway/registry.py``, consents in ``gateway/consents.py``, subscriptions in
+``gateway/webhooks/subscriptions.py``, audit records in ``gateway/audit/record.py`` and ``report.py``."""
 from __future__ import annotations
 
 import re
@@ -10,11 +13,11 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from contracts.common import Bsn, Skn
+from gateway.statuses import Acknowledgement, DeliveryState
 
 CONTROL_CHARACTERS_ERROR = "control_characters"
 CONTROL_CHARACTER_RANGES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"  # tab, LF and CR are text; the OpenAPI patterns use these too
 CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CHARACTER_RANGES}]")
-Purpose = Literal["reintegration", "aftercare", "supervision", "risk-management", "public-order"]
 
 
 def _control_characters(value: Any, path: str = "") -> str | None:
@@ -97,7 +100,7 @@ class ReleasedSection(Wire):
 class DeliveryStatus(Wire):
     recipient_oin: str
     recipient_kind: str
-    status: str
+    status: DeliveryState
     decision: Literal["allow", "allow-with-redaction", "deny"]
     rule: str | None
     legal_basis: str | None
@@ -105,51 +108,44 @@ class DeliveryStatus(Wire):
     released_sections: list[ReleasedSection] = Field([], description="per section that passed, the basis that let it through")
     delivered_at: datetime
     first_read_at: datetime | None = None
-    acknowledgement: str | None = None
+    acknowledgement: Acknowledgement | None = None
     acknowledgement_reason: str | None = None
     acknowledged_at: datetime | None = None
     replied_at: datetime | None = None
     purged_at: datetime | None = None
 
 
-class MessageReceipt(Wire):
+class MessageHeader(Wire):
+    """What every shape of a message shows (receipt, list item, read view)."""
+
     id: str
     type: str
     version: int
-    purpose: str
     subject_id: str
+    purpose: str = Field(description="the purpose it was sent for")
     created_at: datetime
+
+
+class MessageReceipt(MessageHeader):
     deliveries: list[DeliveryStatus]
 
 
-class MessageView(Wire):
-    id: str
-    type: str
-    version: int
+class _Exchanged(MessageHeader):
     sender_oin: str
-    subject_id: str
-    purpose: str = Field(description="the purpose it was sent for")
+    due_date: date | None = None
+    in_reply_to: str | None = None
+
+
+class MessageView(_Exchanged):
     read_purpose: str = Field(description="the purpose it is read for now")
     legal_basis: str | None
     rule: str | None
-    created_at: datetime
-    due_date: date | None = None
-    in_reply_to: str | None = None
     redactions: list[Redaction] = []
     released_sections: list[ReleasedSection] = Field([], description="per section that passed, the basis that let it through")
     payload: dict[str, Any]
 
 
-class MessageSummary(Wire):
-    id: str
-    type: str
-    version: int
-    sender_oin: str
-    subject_id: str
-    purpose: str
-    created_at: datetime
-    due_date: date | None = None
-    in_reply_to: str | None = None
+class MessageSummary(_Exchanged):
     deliveries: list[DeliveryStatus] = Field(description="for the sender: every recipient; for a recipient: its own")
 
 
@@ -159,7 +155,7 @@ class MessagePage(Wire):
 
 
 class AcknowledgementRequest(Wire):
-    status: Literal["received", "accepted", "rejected"]
+    status: Acknowledgement
     reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
 
 

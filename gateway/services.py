@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import consent
+from contracts.parties import SYSTEM_OIN
 from consent.catalogue import Catalogue
-from gateway.audit.chain import AuditChain, AuditEntry
+from gateway.audit.chain import AuditChain
+from gateway.audit.record import Activity, AuditEntry
 from gateway.clock import Clock
 from gateway.crypto import KeyRing
 from gateway.db.engine import Database, create_engine
-from gateway.outbox.events import new_event
+from gateway.outbox.events import Event, audit_recorded, outbox_row
 from gateway.pseudonym import Pseudonymizer
 from gateway.settings import Settings
 
@@ -31,7 +33,7 @@ class Actor:
     scope: str | None = None
 
 
-SYSTEM = Actor(oin="00000000000000000000", kind="system")
+SYSTEM = Actor(oin=SYSTEM_OIN, kind="system")
 
 # The trace id of the request being served: from the caller's W3C `traceparent` when it sends a valid
 # one (so its own Logboek can be joined with ours), otherwise new. Every audit record of the request
@@ -91,11 +93,12 @@ class UnitOfWork:
         self.now = services.clock.now()
         self._audit: list[AuditEntry] = []
 
-    def audit(self, activity: str, outcome: str, **kwargs) -> None:
-        self._audit.append(AuditEntry(activity=activity, actor_oin=self.actor.oin, outcome=outcome, **kwargs))
+    def audit(self, activity: Activity, outcome: str, **kwargs) -> None:
+        self._audit.append(AuditEntry(activity=Activity(activity).value, actor_oin=self.actor.oin, outcome=outcome, **kwargs))
 
-    def emit(self, type_: str, key: str, data: dict) -> None:
-        self.session.add(new_event(type_, key, data, self.now, self.services.topics))
+    def emit(self, event: Event) -> None:
+        """Publish ``event`` (built by its function in gateway/outbox/events.py) with this transaction."""
+        self.session.add(outbox_row(event, self.now, self.services.topics))
 
     async def seal(self) -> None:
         records = await self.services.audit.append(
@@ -103,15 +106,4 @@ class UnitOfWork:
             scope=self.actor.scope, now=self.now,
         )
         for r in records:
-            self.emit("audit.recorded", r["subject_id"] or r["actor_oin"], audit_event_data(r))
-
-
-def audit_event_data(r: dict) -> dict:
-    """The audit stream's event: the pseudonymous record (no free-text detail)."""
-    return {
-        "seq": r["seq"], "auditId": r["id"], "traceId": r["trace_id"], "activity": r["activity"],
-        "actorOin": r["actor_oin"], "counterpartyOin": r["counterparty_oin"], "subjectId": r["subject_id"],
-        "messageId": r["message_id"], "purpose": r["purpose"], "legalBasis": r["legal_basis"], "rule": r["rule"],
-        "outcome": r["outcome"], "recordedAt": r["recorded_at"].isoformat(), "hash": r["hash"],
-        "parties": sorted({p for p in (r["actor_oin"], r["counterparty_oin"]) if p}),
-    }
+            self.emit(audit_recorded(r))

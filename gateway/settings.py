@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     allow_insecure_loopback_webhooks: bool = Field(False, description="accept http:// loopback callbacks and callbacks to private, loopback or link-local addresses (demo, tests; never in production)")
     retention_interval_seconds: float = 3600.0
 
+    # --- logs ------------------------------------------------------------------------------------
+    log_level: str = Field("INFO", pattern="^(?i:debug|info|warning|error|critical)$",
+                           description="level of the gateway's own loggers (brb.*); JSON lines on stderr, see README 'Logs'")
+
     @cached_property
     def events_topic(self) -> str:
         return f"{self.kafka_topic_prefix}.events"

@@ -12,6 +12,19 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "contracts" / "examples"
 BSN = "999990019"
 
 
+def problem(r: httpx.Response, status: int, slug: str) -> dict:
+    """Assert an application/problem+json answer with this status and exactly this problem type (the
+    ``type`` URIs of gateway/problems.py, docs/problems.md); returns the body."""
+    from gateway.problems import PROBLEM_BASE, PROBLEM_TYPES
+
+    assert PROBLEM_TYPES[slug].status == status, f"{slug} is documented with status {PROBLEM_TYPES[slug].status}"
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body = r.json()
+    assert body["type"] == PROBLEM_BASE + slug and body["status"] == status, body
+    return body
+
+
 def example(message_type: str, variant: str = "valid-full", version: int = 1) -> dict:
     folder = EXAMPLES / message_type if version == 1 else EXAMPLES / message_type / f"v{version}"
     return json.loads((folder / f"{variant}.json").read_text())

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from contracts.parties import Scope
 from gateway import consents
 from gateway.api.common import Svc, caller_with
 from gateway.api.params import ConsentId, SubjectParam
 
 router = APIRouter(prefix="/consents", tags=["consents"])
-Recorder = caller_with("consents:write")
-Viewer = caller_with("consents:read", "consents:write")
+Recorder = caller_with(Scope.CONSENTS_WRITE)
+Viewer = caller_with(Scope.CONSENTS_READ, Scope.CONSENTS_WRITE)
 
 
 @router.post("", status_code=201, summary="Record a detainee's consent (identifiers in the body only)")

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 
+from contracts.parties import Scope
 from gateway.api.common import PageSize, Svc, caller_with
 from gateway.api.params import Cursor, MessageId, Since, SubjectFilter, Until, slug
 from gateway.exchange import listing
@@ -14,8 +15,8 @@ from gateway.exchange.send import send_message
 from gateway.schemas import AcknowledgementRequest, DeliveryStatus, MessagePage, MessageReceipt, MessageView, SendMessageRequest
 
 router = APIRouter(tags=["messages"])
-Sender = caller_with("messages:send")
-Reader = caller_with("messages:read")
+Sender = caller_with(Scope.MESSAGES_SEND)
+Reader = caller_with(Scope.MESSAGES_READ)
 Purpose = Annotated[str, slug("the purpose you read for; policy is decided again for it")]
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from contracts.parties import Scope
 from gateway import registry
 from gateway.api.common import Svc
 from gateway.api.params import Kid, OinPath
 from gateway.auth.dependencies import require
 
 router = APIRouter(prefix="/organisations", tags=["organisations"])
-Admin = Depends(require("admin"))
+Admin = Depends(require(Scope.ADMIN))
 
 
 @router.post("", status_code=201, summary="Register an organisation", dependencies=[Admin])

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
+
+from gateway.db.dialect import MAX_BIGINT, MAX_INT  # noqa: F401 - the column ranges, declared once
+from gateway.db.paging import MAX_CURSOR_LENGTH
 from gateway.schemas import Instant
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -16,8 +19,6 @@ OIN_PATTERN = r"^[0-9]{20}$"
 SUBJECT_PATTERN = r"^sub-[0-9a-f]{32}$"
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"  # message types, purposes, statuses, activities
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
-MAX_BIGINT = 2**63 - 1  # BIGINT columns (audit seq, outbox ids)
-MAX_INT = 2**31 - 1  # INTEGER columns (delivery and dead-letter ids)
 
 
 MessageId = Annotated[str, Path(pattern=UUID_PATTERN, max_length=36, description="message id (UUID)")]
@@ -33,7 +34,7 @@ OinFilter = Annotated[str | None, Query(pattern=OIN_PATTERN, description="OIN as
 MessageIdFilter = Annotated[str | None, Query(alias="messageId", pattern=UUID_PATTERN, max_length=36)]
 Since = Annotated[Instant | None, Query(description="at or after (RFC 3339 with offset)")]
 Until = Annotated[Instant | None, Query(description="before (RFC 3339 with offset)")]
-Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$", description="as given in nextCursor")]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, pattern=r"^[A-Za-z0-9_=-]*$", description="as given in nextCursor")]
 Seq = Annotated[int, Query(alias="fromSeq", ge=1, le=MAX_BIGINT, description="audit record seq to start from")]
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
+from contracts.parties import Scope
 from gateway.api.common import Svc, caller_with
 from gateway.api.params import DeadLetterId, SubscriptionId
 from gateway.auth.dependencies import require
 from gateway.webhooks import subscriptions as subs
 
 router = APIRouter(tags=["subscriptions"])
-Subscriber = caller_with("subscriptions:write")
+Subscriber = caller_with(Scope.SUBSCRIPTIONS_WRITE)
 
 
 @router.post("/subscriptions", status_code=201, summary="Register a webhook subscription")
@@ -32,14 +33,14 @@ async def delete(subscription_id: SubscriptionId, caller: Subscriber, svc: Svc) 
 
 
 @router.get("/webhook-dead-letters", summary="Webhook deliveries that failed every attempt",
-            dependencies=[Depends(require("admin"))])
+            dependencies=[Depends(require(Scope.ADMIN))])
 async def dead_letters(svc: Svc) -> subs.DeadLetterList:
     """Webhook deliveries that failed every attempt."""
     return await subs.dead_letters(svc)
 
 
 @router.post("/webhook-dead-letters/{dead_letter_id}/replay", status_code=201, summary="Try a dead letter again",
-             dependencies=[Depends(require("admin"))])
+             dependencies=[Depends(require(Scope.ADMIN))])
 async def replay(dead_letter_id: DeadLetterId, svc: Svc) -> subs.DeadLetter:
     """Queue a dead letter for delivery again."""
     return await subs.replay(svc, dead_letter_id)

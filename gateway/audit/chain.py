@@ -11,38 +11,17 @@ import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gateway.audit.record import CHAINED_FIELDS, AuditEntry
 from gateway.db.models import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """What a caller says about one processing; the chain adds seq, id, time and hashes."""
-
-    activity: str
-    actor_oin: str
-    outcome: str
-    counterparty_oin: str | None = None
-    subject_id: str | None = None
-    message_id: str | None = None
-    purpose: str | None = None
-    legal_basis: str | None = None
-    rule: str | None = None
-    detail: str | None = None
-
-
-CHAINED_FIELDS = (
-    "seq", "id", "trace_id", "activity", "actor_oin", "counterparty_oin", "token_id", "scope", "subject_id",
-    "message_id", "purpose", "legal_basis", "rule", "outcome", "detail", "recorded_at",
-)
 
 
 def canonical(record: AuditRecord | dict) -> bytes:
@@ -79,7 +58,7 @@ class AuditChain:
         rows = []
         for entry in entries:
             seq += 1
-            row = {f.name: getattr(entry, f.name) for f in fields(entry)}
+            row = asdict(entry)
             row.update(seq=seq, id=str(uuid.uuid4()), trace_id=trace_id, token_id=token_id, scope=scope,
                        recorded_at=now, prev_hash=prev)
             row["hash"] = prev = self.digest(prev, row)

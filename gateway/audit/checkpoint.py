@@ -31,6 +31,7 @@ from sqlmodel import col, func, select
 
 from gateway.audit.chain import GENESIS, Anchor, AuditChain, verify
 from gateway.db.models import AuditHead, AuditRecord
+from gateway.outbox.events import audit_checkpoint
 from gateway.services import SYSTEM, Services
 from gateway.settings import Settings
 
@@ -237,7 +238,7 @@ async def write_checkpoint(services: Services) -> Checkpoint | None:
         now = services.clock.now().isoformat(timespec="microseconds")
         cp = Checkpoint(head_seq, head_hash, now, services.audit.checkpoint_signature(head_seq, head_hash, now))
         async with services.unit_of_work(SYSTEM) as uow:  # no audit record: a checkpoint must not move the head
-            uow.emit("audit.checkpoint", SYSTEM.oin, {**cp.as_dict(), "parties": []})
+            uow.emit(audit_checkpoint(cp.as_dict()))
             await asyncio.to_thread(_append, fd, path, (json.dumps(cp.as_dict(), separators=(",", ":")) + "\n").encode(), created)
         log.debug("audit checkpoint: record %d", cp.seq)
         return cp

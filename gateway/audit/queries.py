@@ -10,20 +10,25 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, or_, select
+from sqlmodel import select
 
+from contracts.parties import KINDS, Scope
 from gateway.audit.chain import VerifyResult, verify
 from gateway.audit.checkpoint import anchor_for, records_from
-from gateway.auth.dependencies import actor
+from gateway.audit.record import EXPORT_COLUMNS, Activity, export_row, record_view
+from gateway.audit.report import AuditPage, SubjectReport, VerifyReport, render_html
 from gateway.auth.tokens import Caller
-from gateway.db.models import AuditHead, AuditRecord
+from gateway.consents import subject_id_for
+from gateway.db.filters import either, equals, in_range, narrowed
+from gateway.db.models import AuditHead, AuditRecord, Organisation
+from gateway.db.paging import BIGINT, Keyset
+from gateway.problems import Problem, field_detail
+from gateway.schemas import SubjectIdentifiers
 from gateway.services import Services
 
-EXPORT_COLUMNS = (
-    "seq", "id", "recorded_at", "trace_id", "activity", "actor_oin", "counterparty_oin", "token_id", "scope",
-    "subject_id", "message_id", "purpose", "legal_basis", "rule", "outcome", "detail", "prev_hash", "hash",
-)
 CHUNK = 1000
+AUDIT_RECORDS = Keyset("audit-records", ((AuditRecord.seq, BIGINT),))
+PARTIES = (AuditRecord.actor_oin, AuditRecord.counterparty_oin)
 
 
 @dataclass(frozen=True)
@@ -42,67 +47,49 @@ class AuditFilter:
 
 
 def own_organisation(caller: Caller) -> str:
-    return caller.parent_oin if caller.kind == "auditor" and caller.parent_oin else caller.oin
+    return caller.parent_oin if KINDS[caller.kind].audits_parent and caller.parent_oin else caller.oin
 
 
 def sees_all(caller: Caller) -> bool:
-    return "audit:read-all" in caller.scopes
+    return Scope.AUDIT_READ_ALL in caller.scopes
 
 
 def _query(caller: Caller, f: AuditFilter):
-    q = select(AuditRecord)
-    if not sees_all(caller):
-        org = own_organisation(caller)
-        q = q.where(or_(AuditRecord.actor_oin == org, AuditRecord.counterparty_oin == org))
-    if f.subject_id:
-        q = q.where(AuditRecord.subject_id == f.subject_id)
-    if f.organisation:
-        q = q.where(or_(AuditRecord.actor_oin == f.organisation, AuditRecord.counterparty_oin == f.organisation))
-    if f.message_id:
-        q = q.where(AuditRecord.message_id == f.message_id)
-    if f.activity:
-        q = q.where(AuditRecord.activity == f.activity)
-    if f.purpose:
-        q = q.where(AuditRecord.purpose == f.purpose)
-    if f.since:
-        q = q.where(AuditRecord.recorded_at >= f.since)
-    if f.until:
-        q = q.where(AuditRecord.recorded_at < f.until)
-    return q
+    return narrowed(
+        select(AuditRecord), None if sees_all(caller) else either(PARTIES, own_organisation(caller)),
+        equals(AuditRecord.subject_id, f.subject_id), either(PARTIES, f.organisation),
+        equals(AuditRecord.message_id, f.message_id), equals(AuditRecord.activity, f.activity),
+        equals(AuditRecord.purpose, f.purpose), in_range(AuditRecord.recorded_at, f.since, f.until),
+    )
 
 
-async def _audit_the_query(services: Services, caller: Caller, activity: str, f: AuditFilter, what: str) -> None:
-    async with services.unit_of_work(actor(caller)) as uow:
+async def _audit_the_query(services: Services, caller: Caller, activity: Activity, f: AuditFilter, what: str) -> None:
+    async with services.unit_of_work(caller.actor) as uow:
         uow.audit(activity, "performed", subject_id=f.subject_id, message_id=f.message_id,
                   detail=f"{what}; {'all organisations' if sees_all(caller) else 'own organisation'}; {f.describe()}")
 
 
-async def records(services: Services, caller: Caller, f: AuditFilter, after_seq: int, size: int) -> tuple[list[AuditRecord], int | None]:
-    await _audit_the_query(services, caller, "audit-query", f, "records")
+async def records(services: Services, caller: Caller, f: AuditFilter, cursor: str | None, size: int) -> AuditPage:
+    """One page of the records the caller may see. A cursor this API did not give out is refused before
+    the query is audited (nothing was looked up)."""
+    after = AUDIT_RECORDS.decode(cursor)
+    await _audit_the_query(services, caller, Activity.AUDIT_QUERY, f, "records")
     async with services.db.read() as session:
-        rows = (await session.exec(_query(caller, f).where(AuditRecord.seq > after_seq)
-                                   .order_by(col(AuditRecord.seq)).limit(size + 1))).all()
-    more = len(rows) > size
-    rows = list(rows[:size])
-    return rows, (rows[-1].seq if more and rows else None)
+        page = await AUDIT_RECORDS.page(session, _query(caller, f), after, size)
+    return AuditPage(items=[record_view(r) for r in page.rows], next_cursor=page.next_cursor)
 
 
 async def _stream(services: Services, caller: Caller, f: AuditFilter) -> AsyncIterator[list[AuditRecord]]:
-    after = 0
+    """The records in chunks, one short read each (no transaction held open while the caller downloads)."""
+    after = None
     while True:
         async with services.db.read() as session:
-            rows = (await session.exec(_query(caller, f).where(AuditRecord.seq > after)
-                                       .order_by(col(AuditRecord.seq)).limit(CHUNK))).all()
-        if not rows:
+            page = await AUDIT_RECORDS.page(session, _query(caller, f), after, CHUNK)
+        if page.rows:
+            yield page.rows
+        if page.next_key is None:
             return
-        yield list(rows)
-        after = rows[-1].seq
-
-
-def row_dict(r: AuditRecord) -> dict:
-    d = {c: getattr(r, c) for c in EXPORT_COLUMNS}
-    d["recorded_at"] = r.recorded_at.isoformat()
-    return d
+        after = page.next_key
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -121,14 +108,14 @@ def csv_writer(buf: io.StringIO) -> csv.DictWriter:
 
 async def export(services: Services, caller: Caller, f: AuditFilter, fmt: str) -> AsyncIterator[str]:
     """Audit the export first, then stream it chunk by chunk (memory stays bounded by CHUNK)."""
-    await _audit_the_query(services, caller, "export", f, f"export as {fmt}")
+    await _audit_the_query(services, caller, Activity.EXPORT, f, f"export as {fmt}")
 
     def render(chunk: list[AuditRecord]) -> str:
         if fmt == "csv":
             buf = io.StringIO()
-            csv_writer(buf).writerows({k: csv_cell(v) for k, v in row_dict(r).items()} for r in chunk)
+            csv_writer(buf).writerows({k: csv_cell(v) for k, v in export_row(r).items()} for r in chunk)
             return buf.getvalue()
-        return "".join(json.dumps(row_dict(r), ensure_ascii=False) + "\n" for r in chunk)
+        return "".join(json.dumps(export_row(r), ensure_ascii=False) + "\n" for r in chunk)
 
     chunks = aiter(_stream(services, caller, f))
     # the first query runs before the answer starts: if it fails, the caller gets a problem, not an empty 200
@@ -150,13 +137,29 @@ async def export(services: Services, caller: Caller, f: AuditFilter, fmt: str) -
 async def subject_records(services: Services, caller: Caller, subject_id: str | None) -> list[AuditRecord]:
     """Every processing about one person that the caller may see (AVG art. 15 inzage)."""
     f = AuditFilter(subject_id=subject_id)
-    await _audit_the_query(services, caller, "audit-query", f, "subject report")
+    await _audit_the_query(services, caller, Activity.AUDIT_QUERY, f, "subject report")
     if subject_id is None:
         return []
     out: list[AuditRecord] = []
     async for chunk in _stream(services, caller, f):
         out.extend(chunk)
     return out
+
+
+async def subject_report(services: Services, caller: Caller, who: SubjectIdentifiers, as_html: bool) -> SubjectReport | str:
+    """The report about the person with this BSN or SKN: the JSON report, or the HTML document (with
+    organisation names) an auditor hands to the person."""
+    if not (who.bsn or who.skn):
+        raise Problem("validation-failed", field_detail([("/", "give a bsn or an skn")]))
+    subject_id = await subject_id_for(services, who)
+    rows = await subject_records(services, caller, subject_id)
+    report = SubjectReport(subject_id=subject_id, generated_at=services.clock.now(), count=len(rows),
+                           records=[record_view(r) for r in rows])
+    if not as_html:
+        return report
+    async with services.db.read() as session:
+        names = {o.oin: o.name for o in (await session.exec(select(Organisation))).all()}
+    return render_html(report, names)
 
 
 async def verify_chain(services: Services, from_seq: int = 1) -> VerifyResult:
@@ -185,3 +188,7 @@ async def verify_chain(services: Services, from_seq: int = 1) -> VerifyResult:
         return seen.get("head")
 
     return await verify(services.audit, walk(), head, from_seq=from_seq, anchor=anchor)
+
+
+async def chain_report(services: Services, from_seq: int = 1) -> VerifyReport:
+    return VerifyReport(**(await verify_chain(services, from_seq)).__dict__)

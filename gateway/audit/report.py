@@ -1,46 +1,33 @@
-"""The subject report (AVG art. 15 inzage): every processing about one person, as JSON or HTML."""
+"""What the audit API answers: a page of records, the chain's verification, and the subject report
+(AVG art. 15 inzage: every processing about one person, as JSON or as an HTML document to hand over)."""
 from __future__ import annotations
 
 import html
 from datetime import datetime
 
-from gateway.db.models import AuditRecord
+from pydantic import Field
+
+from gateway.audit.record import Activity, AuditRecordView
 from gateway.schemas import Wire
-
-ACTIVITY_TEXT = {
-    "send": "sent a message about you", "deliver": "delivered a message about you", "read": "read information about you",
-    "acknowledge": "acknowledged a message about you", "deny": "was refused information about you",
-    "redact": "had parts withheld", "consent-record": "recorded your consent", "consent-withdraw": "recorded the withdrawal of your consent",
-    "export": "exported audit records", "audit-query": "looked up the processing log", "purge": "deleted information about you",
-    "competence": "recorded which municipality is responsible for your return",
-    "disclose": "received a part that your consent opened",
-}
-
-
-class AuditRecordView(Wire):
-    seq: int
-    id: str
-    recorded_at: datetime
-    trace_id: str
-    activity: str
-    actor_oin: str
-    counterparty_oin: str | None
-    token_id: str | None
-    scope: str | None
-    subject_id: str | None
-    message_id: str | None
-    purpose: str | None
-    legal_basis: str | None
-    rule: str | None
-    outcome: str
-    detail: str | None
-    prev_hash: str
-    hash: str
 
 
 class AuditPage(Wire):
     items: list[AuditRecordView]
     next_cursor: str | None
+
+
+class VerifyReport(Wire):
+    intact: bool
+    checked: int
+    last_seq: int
+    broken_seq: int | None
+    broken_id: str | None
+    reason: str | None
+    anchored: bool = Field(description="checked against a signed checkpoint kept outside the database "
+                           "(BRB_AUDIT_CHECKPOINT_FILE); false: no checkpoint file is configured or it holds none yet, "
+                           "so removal of the newest records together with the head cannot be detected")
+    checkpoint_seq: int | None = Field(description="the record the newest valid signed checkpoint vouches for")
+    checkpoint_at: datetime | None = Field(description="when that checkpoint was written")
 
 
 class SubjectReport(Wire):
@@ -50,15 +37,11 @@ class SubjectReport(Wire):
     records: list[AuditRecordView]
 
 
-def record_view(r: AuditRecord) -> AuditRecordView:
-    return AuditRecordView.model_validate(r, from_attributes=True)
-
-
 def render_html(report: SubjectReport, names: dict[str, str]) -> str:
     rows = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             r.recorded_at.strftime("%Y-%m-%d %H:%M UTC"), names.get(r.actor_oin, r.actor_oin),
-            ACTIVITY_TEXT.get(r.activity, r.activity), names.get(r.counterparty_oin or "", r.counterparty_oin or ""),
+            _activity_text(r.activity), names.get(r.counterparty_oin or "", r.counterparty_oin or ""),
             r.purpose or "", r.legal_basis or "", r.outcome)) + "</tr>"
         for r in report.records
     )
@@ -73,3 +56,7 @@ def render_html(report: SubjectReport, names: dict[str, str]) -> str:
 {rows}
 </tbody></table></body></html>
 """
+
+
+def _activity_text(activity: str) -> str:
+    return Activity(activity).text if activity in Activity._value2member_map_ else activity

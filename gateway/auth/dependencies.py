@@ -1,4 +1,4 @@
-"""FastAPI dependencies: ``Depends(require("messages:send"))`` authenticates, checks scope and rate."""
+"""FastAPI dependencies: ``Depends(require(Scope.MESSAGES_SEND))`` authenticates, checks scope and rate."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,6 @@ from fastapi import Request
 
 from gateway.auth.tokens import Caller, verify_token
 from gateway.problems import Problem
-from gateway.services import Actor
 
 
 class RateLimiter:
@@ -48,7 +47,3 @@ def require(*scopes: str) -> Callable:
         return caller
 
     return dependency
-
-
-def actor(caller: Caller) -> Actor:
-    return Actor(oin=caller.oin, kind=caller.kind, token_id=caller.jti, scope=caller.scope)

@@ -14,30 +14,12 @@ from sqlalchemy import and_, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from contracts.parties import KINDS
 from gateway.db.models import Organisation, OrganisationKey, UsedToken
 from gateway.problems import Problem
-from gateway.services import Services
+from gateway.services import Actor, Services
 
 ALLOWED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
-SCOPES = (
-    "messages:send", "messages:read", "consents:write", "consents:read", "subscriptions:write",
-    "audit:read", "audit:read-all", "admin",
-)
-# Callers sign their own tokens, so a scope claim is a request, not a grant: a token gets the scopes it
-# asks for that its organisation's kind may hold, and no others.
-_EXCHANGE = ("messages:send", "messages:read", "consents:read", "subscriptions:write")
-SCOPES_BY_KIND: dict[str, frozenset[str]] = {
-    "dji": frozenset({*_EXCHANGE, "consents:write"}),
-    "probation": frozenset({*_EXCHANGE, "consents:write"}),
-    "municipality": frozenset(_EXCHANGE),
-    "mayor": frozenset(_EXCHANGE),  # sends art. 18b risk information only (the catalogue says so)
-    "auditor": frozenset({"audit:read"}),
-    "inspectorate": frozenset({"audit:read", "audit:read-all"}),
-    "operator": frozenset({"admin", "audit:read-all"}),
-}
-ORGANISATION_KINDS = tuple(SCOPES_BY_KIND)
-
-
 @dataclass(frozen=True)
 class Caller:
     oin: str
@@ -51,6 +33,11 @@ class Caller:
     @property
     def scope(self) -> str:
         return " ".join(sorted(self.scopes))
+
+    @property
+    def actor(self) -> Actor:
+        """The caller as the actor of a unit of work: its audit records carry this token's jti and scope."""
+        return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope)
 
 
 def _invalid(detail: str) -> Problem:
@@ -125,7 +112,10 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
     requested = claims.get("scope", "")
     if not isinstance(requested, str):  # RFC 9068 / RFC 8693: one space-delimited string
         raise _invalid("scope must be one space-delimited string, e.g. \"messages:send messages:read\"")
-    scopes = frozenset(requested.split()) & SCOPES_BY_KIND.get(org.kind, frozenset())
+    # callers sign their own tokens, so a scope claim is a request, not a grant: a token gets the scopes
+    # it asks for that its organisation's kind may hold (contracts/parties.py), and no others
+    kind = KINDS.get(org.kind)
+    scopes = frozenset(requested.split()) & (kind.scopes if kind else frozenset())
     return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from gateway.crypto import SealedColumns
 from gateway.db.types import UtcDateTime
 
 
@@ -20,6 +21,10 @@ def json_col() -> Any:
 
 class Organisation(SQLModel, table=True):
     __tablename__ = "organisations"
+    __table_args__ = (  # one active municipality and one active mayor per CBS code (migration 0004)
+        Index("ux_organisations_active_cbs", "kind", "cbs_code", unique=True,
+              postgresql_where=text("active"), sqlite_where=text("active")),
+    )
     oin: str = Field(primary_key=True, max_length=20)
     name: str = Field(max_length=200)
     kind: str = Field(max_length=20, index=True)
@@ -85,7 +90,15 @@ class SubjectIdentifier(SQLModel, table=True):
 
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_sender_created", "sender_oin", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_sender_created", "sender_oin", "created_at"),
+        # retention (migration 0004): sender copies still to purge, and purged messages still holding a ciphertext
+        Index("ix_messages_sender_purge_open", "sender_purge_due_at",
+              postgresql_where=text("purged_at IS NULL"), sqlite_where=text("purged_at IS NULL")),
+        Index("ix_messages_ciphertext_left", "purged_at",
+              postgresql_where=text("purged_at IS NOT NULL AND payload_ciphertext IS NOT NULL"),
+              sqlite_where=text("purged_at IS NOT NULL AND payload_ciphertext IS NOT NULL")),
+    )
     id: str = Field(primary_key=True, max_length=36)
     type: str = Field(max_length=40, index=True)
     version: int
@@ -109,6 +122,9 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("message_id", "recipient_oin"),
         Index("ix_deliveries_recipient_created", "recipient_oin", "created_at"),
+        # retention (migration 0004): only copies not yet purged, so the due-query does not wade through history
+        Index("ix_deliveries_purge_open", "purge_due_at",
+              postgresql_where=text("purged_at IS NULL"), sqlite_where=text("purged_at IS NULL")),
     )
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(foreign_key="messages.id", max_length=36, index=True)
@@ -126,7 +142,7 @@ class Delivery(SQLModel, table=True):
     acknowledgement_reason_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     acknowledgement_reason_key_id: str | None = Field(default=None, max_length=40)
     replied_at: datetime | None = utc_col(description="information-request: when this recipient answered")
-    purge_due_at: datetime | None = utc_col(index=True)
+    purge_due_at: datetime | None = utc_col()
     purged_at: datetime | None = utc_col()
 
 
@@ -163,14 +179,11 @@ class Consent(SQLModel, table=True):
     withdrawal_reason_key_id: str | None = Field(default=None, max_length=40)
 
 
-class AuditRecord(SQLModel, table=True):
-    """One processing of personal data (Logboek Dataverwerkingen), hash-chained by ``seq``."""
+class AuditRecordFields(SQLModel):
+    """The audit record (Logboek Dataverwerkingen), declared once. The table below, the chain's canonical
+    form, the export columns, the API view and the audit event are all derived from these fields, in
+    this order (``gateway/audit/record.py``); the chain hashes them in this order, so never reorder."""
 
-    __tablename__ = "audit_records"
-    __table_args__ = (
-        Index("ix_audit_actor_seq", "actor_oin", "seq"),
-        Index("ix_audit_counterparty_seq", "counterparty_oin", "seq"),
-    )
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     id: str = Field(max_length=36, unique=True)
     trace_id: str = Field(max_length=64)
@@ -189,6 +202,16 @@ class AuditRecord(SQLModel, table=True):
     recorded_at: datetime = utc_col(nullable=False, index=True)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditRecord(AuditRecordFields, table=True):
+    """One processing of personal data, hash-chained by ``seq``."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_actor_seq", "actor_oin", "seq"),
+        Index("ix_audit_counterparty_seq", "counterparty_oin", "seq"),
+    )
 
 
 class AuditHead(SQLModel, table=True):
@@ -244,3 +267,14 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     created_at: datetime = utc_col(nullable=False)
     delivered_at: datetime | None = utc_col()
+
+
+# every value sealed with the key ring, by table (``brb key rewrap`` walks them all)
+PAYLOAD = SealedColumns("payload_ciphertext", "wrapped_key", "key_id")
+SUBSCRIPTION_SECRET = SealedColumns("secret_ciphertext", "secret_wrapped_key", "secret_key_id")
+ACKNOWLEDGEMENT_REASON = SealedColumns("acknowledgement_reason_ciphertext", "acknowledgement_reason_wrapped_key",
+                                       "acknowledgement_reason_key_id", legacy_plain="acknowledgement_reason")
+WITHDRAWAL_REASON = SealedColumns("withdrawal_reason_ciphertext", "withdrawal_reason_wrapped_key",
+                                  "withdrawal_reason_key_id", legacy_plain="withdrawal_reason")
+SEALED = ((Message, PAYLOAD), (Subscription, SUBSCRIPTION_SECRET), (Delivery, ACKNOWLEDGEMENT_REASON),
+          (Consent, WITHDRAWAL_REASON))

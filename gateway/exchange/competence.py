@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.common import MessageContract
+from gateway.audit.record import Activity
 from gateway.db.models import Organisation, Stay
 
 COMPETENT_MUNICIPALITY = "competent-municipality"
@@ -101,5 +102,5 @@ async def record(uow, subject_id: str, message_id: str, message_type: str, befor
     uow.session.add(stay)
     changes = after.changes_from(before)
     if changes:
-        uow.audit("competence", "established" if not before.municipalities else "changed", subject_id=subject_id,
+        uow.audit(Activity.COMPETENCE, "established" if not before.municipalities else "changed", subject_id=subject_id,
                   message_id=message_id, legal_basis="pbw-18a", detail=f"{message_type}: {'; '.join(changes)}")

@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent import ConsentRecord, Decision, Exchange, decide
 from consent.catalogue import Catalogue
+from gateway.audit.record import Activity
 from gateway.db.models import Consent, Organisation
 from gateway.schemas import Redaction, ReleasedSection
 
@@ -66,7 +67,7 @@ def audit_consent_disclosures(uow, decision: Decision, **common) -> None:
     """A section opened by consent is recorded on basis ``consent``, naming the consents that opened it."""
     for r in decision.released:
         if r.basis == "consent":
-            uow.audit("disclose", "consent", **{**common, "legal_basis": "consent"},
+            uow.audit(Activity.DISCLOSE, "consent", **{**common, "legal_basis": "consent"},
                       detail=f"section {r.section} ({r.category}) opened by consent {', '.join(r.consents)}")
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import case, update
 from sqlmodel import select
 
 from contracts import redact, sections_present, validate_payload
-from gateway.auth.dependencies import actor
+from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
-from gateway.crypto import Sealed
-from gateway.db.models import Delivery, Message, Organisation
+from gateway.db.models import PAYLOAD, Delivery, Message, Organisation
 from gateway.exchange import competence, policy
 from gateway.exchange.retention import is_purged
+from gateway.outbox.events import message_read
 from gateway.problems import Problem
 from gateway.schemas import MessageView
 from gateway.services import Services
+from gateway.statuses import DeliveryState
 
 
 async def load_visible(session, caller: Caller, message_id: str) -> tuple[Message, Delivery | None]:
@@ -32,8 +34,7 @@ async def load_visible(session, caller: Caller, message_id: str) -> tuple[Messag
 
 
 def _open(services: Services, message: Message) -> dict:
-    sealed = Sealed(message.payload_ciphertext, message.wrapped_key, message.key_id)
-    return json.loads(services.keyring.open(sealed, aad=message.id.encode()))
+    return json.loads(services.keyring.open(PAYLOAD.get(message), aad=message.id.encode()))
 
 
 async def _own_copy_purposes(session, services: Services, caller: Caller, message: Message) -> list[str]:
@@ -46,7 +47,7 @@ async def _own_copy_purposes(session, services: Services, caller: Caller, messag
 
 
 async def read_message(services: Services, caller: Caller, message_id: str, purpose: str) -> MessageView:
-    async with services.unit_of_work(actor(caller)) as uow:
+    async with services.unit_of_work(caller.actor) as uow:
         message, delivery = await load_visible(uow.session, caller, message_id)
         if delivery is None:  # the sender reads its own copy
             view, denial = await _own_copy(services, uow, caller, message, purpose)
@@ -64,11 +65,11 @@ async def _own_copy(services: Services, uow, caller: Caller, message: Message, p
     if purpose not in allowed:
         detail = (f"your own copy is read for the purpose it was sent for, or one its rule allows "
                   f"({', '.join(allowed)}), not {purpose!r}")
-        uow.audit("deny", "purpose-not-allowed", detail=f"read own copy: {detail}", **base)
+        uow.audit(Activity.DENY, "purpose-not-allowed", detail=f"read own copy: {detail}", **base)
         return None, Problem("purpose-not-allowed", detail)
     if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "the sender's copy was purged under the retention schedule")
-    uow.audit("read", "own-copy", **base)
+    uow.audit(Activity.READ, "own-copy", **base)
     return _view(message, purpose, _open(services, message), [], None, None, []), None
 
 
@@ -92,24 +93,27 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     common = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose,
                   counterparty_oin=message.sender_oin, legal_basis=decision.basis, rule=decision.rule)
     if not decision.allowed:
-        uow.audit("deny", decision.deny_reason or "deny", detail=f"read: {decision.explanation}", **common)
+        uow.audit(Activity.DENY, decision.deny_reason or "deny", detail=f"read: {decision.explanation}", **common)
         return None, Problem(policy.DENY_PROBLEM[decision.deny_reason], decision.explanation)
-    uow.audit("read", decision.outcome, detail=policy.bases_detail(decision), **common)
+    uow.audit(Activity.READ, decision.outcome, detail=policy.bases_detail(decision), **common)
     policy.audit_consent_disclosures(uow, decision, **common)
     for w in decision.withheld:
-        uow.audit("redact", "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
-    if delivery.first_read_at is None:
-        delivery.first_read_at = uow.now
-        if delivery.status == "delivered":
-            delivery.status = "read"
-        session.add(delivery)
-        uow.emit("message.read", message.subject_id, {
-            "messageId": message.id, "messageType": message.type, "subjectId": message.subject_id,
-            "senderOin": message.sender_oin, "recipientOin": caller.oin, "purpose": purpose,
-            "parties": sorted({message.sender_oin, caller.oin}),
-        })
+        uow.audit(Activity.REDACT, "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
+    if delivery.first_read_at is None and await _mark_first_read(session, delivery, uow.now):
+        uow.emit(message_read(message, caller.oin, purpose))
     return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
                  policy.redactions(decision), decision.basis, decision.rule, policy.released(decision)), None
+
+
+async def _mark_first_read(session, delivery: Delivery, now) -> bool:
+    """Stamp the first read, once: of reads racing for the same copy only the one whose UPDATE still
+    finds ``first_read_at`` empty gets True, so the sender is told once. The loaded row is not refreshed."""
+    read_if_delivered = case((Delivery.status == DeliveryState.DELIVERED, DeliveryState.READ.value), else_=Delivery.status)
+    first = await session.exec(
+        update(Delivery).where(Delivery.id == delivery.id, Delivery.first_read_at.is_(None))
+        .values(first_read_at=now, status=read_if_delivered).returning(Delivery.id)
+        .execution_options(synchronize_session=False))
+    return first.first() is not None
 
 
 def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule, released) -> MessageView:

@@ -6,10 +6,11 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from contracts.parties import CBS_KINDS
 from gateway.db.models import Organisation
 from gateway.problems import Problem, field_detail
 
-_BY_CBS = re.compile(r"^(municipality|mayor):([0-9]{4})$")
+_BY_CBS = re.compile(rf"^({'|'.join(CBS_KINDS)}):([0-9]{{4}})$")
 
 
 async def resolve(session: AsyncSession, addresses: list[str]) -> list[Organisation]:

@@ -11,9 +11,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import func, update
 from sqlmodel import select
 
+from gateway.audit.record import Activity
 from gateway.db.models import Delivery, Message, SubjectRecord
+from gateway.outbox.events import retention_purged
 from gateway.services import SYSTEM, Services
 from gateway.settings import Settings
+from gateway.statuses import DeliveryState
 
 
 def delivery_purge_due(settings: Settings, recipient_kind: str, delivered_at: datetime, release_date: date | None) -> datetime:
@@ -56,24 +59,22 @@ async def purge_due(services: Services, batch: int = 500) -> int:
             rows = (await uow.session.exec(
                 select(Delivery, Message).join(Message, Message.id == Delivery.message_id)
                 .where(Delivery.purged_at.is_(None), Delivery.purge_due_at <= now).limit(batch)
+                .with_for_update(of=Delivery, skip_locked=True)  # two purge jobs take disjoint copies, each once
             )).all()
             for delivery, message in rows:
-                delivery.purged_at, delivery.status = now, "purged"
+                delivery.purged_at, delivery.status = now, DeliveryState.PURGED
                 uow.session.add(delivery)
-                uow.audit("purge", "purged", counterparty_oin=delivery.recipient_oin, subject_id=message.subject_id,
+                uow.audit(Activity.PURGE, "purged", counterparty_oin=delivery.recipient_oin, subject_id=message.subject_id,
                           message_id=message.id, detail=f"retention for {delivery.recipient_kind}")
-                uow.emit("retention.purged", message.subject_id, {
-                    "messageId": message.id, "messageType": message.type, "subjectId": message.subject_id,
-                    "recipientOin": delivery.recipient_oin, "purgedAt": now.isoformat(),
-                    "parties": [delivery.recipient_oin],
-                })
+                uow.emit(retention_purged(message, delivery))
             senders = (await uow.session.exec(
                 select(Message).where(Message.purged_at.is_(None), Message.sender_purge_due_at <= now).limit(batch)
+                .with_for_update(skip_locked=True)
             )).all()
             for message in senders:
                 message.purged_at = now
                 uow.session.add(message)
-                uow.audit("purge", "purged", subject_id=message.subject_id, message_id=message.id,
+                uow.audit(Activity.PURGE, "purged", subject_id=message.subject_id, message_id=message.id,
                           detail="retention of the sender's own copy")
             await uow.session.flush()
             # destroy ciphertexts no copy needs any more

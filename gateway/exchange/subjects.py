@@ -1,11 +1,10 @@
 """Subject pseudonyms: find or create the subject behind a BSN/SKN. Only the pseudonym is kept."""
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gateway.db.dialect import insert_ignoring_duplicates
 from gateway.db.models import SubjectIdentifier, SubjectRecord
 from gateway.pseudonym import Pseudonymizer
 
@@ -31,21 +30,14 @@ async def subject_for(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: str
     return await find_subject(session, pseudonyms, bsn, skn) or pseudonyms.subject_id(*identifiers(bsn, skn)[0])
 
 
-def _insert(session: AsyncSession):
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
-async def ensure_subject(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: str | None, skn: str | None, now) -> str:
+async def ensure_subject(session: AsyncSession, pseudonyms: Pseudonymizer, bsn: str | None, skn: str | None, now,
+                         subject_id: str | None = None) -> str:
     """The subject's pseudonym, creating it (and linking every given identifier) inside the caller's
-    transaction. Idempotent under concurrency: inserts are ON CONFLICT DO NOTHING."""
-    ids = identifiers(bsn, skn)
-    subject_id = await subject_for(session, pseudonyms, bsn, skn)
-    insert = _insert(session)
-    await session.exec(insert(SubjectRecord).values(id=subject_id, created_at=now).on_conflict_do_nothing())
-    for kind, value in ids:
-        await session.exec(
-            insert(SubjectIdentifier)
-            .values(identifier_hash=pseudonyms.identifier_hash(kind, value), subject_id=subject_id)
-            .on_conflict_do_nothing()
-        )
+    transaction; ``subject_id``: the pseudonym already looked up in this transaction (``subject_for``).
+    Idempotent under concurrency: inserts are ON CONFLICT DO NOTHING."""
+    subject_id = subject_id or await subject_for(session, pseudonyms, bsn, skn)
+    await session.exec(insert_ignoring_duplicates(session, SubjectRecord).values(id=subject_id, created_at=now))
+    for kind, value in identifiers(bsn, skn):
+        await session.exec(insert_ignoring_duplicates(session, SubjectIdentifier)
+                           .values(identifier_hash=pseudonyms.identifier_hash(kind, value), subject_id=subject_id))
     return subject_id

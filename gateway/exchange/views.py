@@ -1,8 +1,8 @@
 """Turn stored rows into the API's views (one place, used by send, read and the lists)."""
 from __future__ import annotations
 
-from gateway.crypto import KeyRing, Sealed
-from gateway.db.models import Delivery, Message
+from gateway.crypto import KeyRing
+from gateway.db.models import ACKNOWLEDGEMENT_REASON, Delivery, Message
 from gateway.schemas import DeliveryStatus, MessageSummary, Redaction, ReleasedSection
 
 
@@ -13,12 +13,7 @@ def ack_reason_aad(message_id: str, recipient_oin: str) -> bytes:
 
 def acknowledgement_reason(d: Delivery, keyring: KeyRing | None) -> str | None:
     """The recipient's free text, opened for the parties; without the ring it stays shut (None)."""
-    if d.acknowledgement_reason_ciphertext is None:
-        return d.acknowledgement_reason  # a plain reason stored before migration 0003
-    if keyring is None:
-        return None
-    sealed = Sealed(d.acknowledgement_reason_ciphertext, d.acknowledgement_reason_wrapped_key, d.acknowledgement_reason_key_id)
-    return keyring.open(sealed, aad=ack_reason_aad(d.message_id, d.recipient_oin)).decode()
+    return ACKNOWLEDGEMENT_REASON.open_text(keyring, d, ack_reason_aad(d.message_id, d.recipient_oin))
 
 
 def delivery_status(d: Delivery, keyring: KeyRing | None = None) -> DeliveryStatus:

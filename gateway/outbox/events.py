@@ -1,15 +1,19 @@
-"""Every event type the gateway publishes, in one table. Adding a type is one line here.
+"""Every event type the gateway publishes, each declared once: its name, its stream, what it means and
+the one function that builds its payload. Adding a type is one decorated function here.
 
 Events carry ids, types, OINs and the subject pseudonym, never a payload, a name or a BSN.
 ``data.parties`` lists the OINs an event concerns; the webhook dispatcher only sends it to them."""
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from gateway.db.models import OutboxEvent
+from contracts.parties import SYSTEM_OIN
+from gateway.db.models import Consent, Delivery, Message, OutboxEvent
 
 CE_TYPE_PREFIX = "nl.brb."
 CE_SOURCE = "urn:nl:brb:gateway"
@@ -21,23 +25,108 @@ class EventType:
     description: str
 
 
-EVENT_TYPES: dict[str, EventType] = {
-    "message.delivered": EventType("events", "a message was delivered to a recipient (one event per recipient)"),
-    "message.read": EventType("events", "a recipient read a message (told to the sender)"),
-    "message.acknowledged": EventType("events", "a recipient acknowledged a message: received, accepted or rejected"),
-    "consent.recorded": EventType("events", "a consent was recorded for a subject"),
-    "consent.withdrawn": EventType("events", "a consent was withdrawn: delete local copies of the sections it opened"),
-    "retention.purged": EventType("events", "a delivered payload was purged under the retention schedule: delete local copies"),
-    "audit.recorded": EventType("audit", "one audit record (pseudonymous), the audit stream"),
-    "audit.checkpoint": EventType("audit", "a signed checkpoint of the audit chain: its head seq and hash"),
-}
+@dataclass(frozen=True)
+class Event:
+    """One event to publish: its type, its partition key (the subject pseudonym: per-subject order) and data."""
+
+    type: str
+    key: str
+    data: dict
+
+
+EVENT_TYPES: dict[str, EventType] = {}
+
+
+def event_type(name: str, stream: Literal["events", "audit"], description: str):
+    """Declare an event type; the decorated function returns (key, data) and is called as ``name(...) -> Event``."""
+    EVENT_TYPES[name] = EventType(stream, description)
+
+    def register(build: Callable[..., tuple[str, dict]]) -> Callable[..., Event]:
+        @functools.wraps(build)
+        def make(*args: Any, **kwargs: Any) -> Event:
+            key, data = build(*args, **kwargs)
+            return Event(name, key, data)
+        return make
+    return register
+
+
+def _message(message: Message) -> dict:
+    return {"messageId": message.id, "messageType": message.type, "subjectId": message.subject_id}
+
+
+@event_type("message.delivered", "events", "a message was delivered to a recipient (one event per recipient)")
+def message_delivered(message: Message, delivery: Delivery) -> tuple[str, dict]:
+    return message.subject_id, {
+        **_message(message), "senderOin": message.sender_oin, "recipientOin": delivery.recipient_oin,
+        "purpose": message.purpose, "decision": delivery.decision["outcome"],
+        "parties": sorted({message.sender_oin, delivery.recipient_oin}),
+    }
+
+
+@event_type("message.read", "events", "a recipient read a message (told to the sender)")
+def message_read(message: Message, reader_oin: str, purpose: str) -> tuple[str, dict]:
+    return message.subject_id, {
+        **_message(message), "senderOin": message.sender_oin, "recipientOin": reader_oin, "purpose": purpose,
+        "parties": sorted({message.sender_oin, reader_oin}),
+    }
+
+
+@event_type("message.acknowledged", "events", "a recipient acknowledged a message: received, accepted or rejected")
+def message_acknowledged(message: Message, delivery: Delivery) -> tuple[str, dict]:
+    return message.subject_id, {
+        **_message(message), "senderOin": message.sender_oin, "recipientOin": delivery.recipient_oin,
+        "acknowledgement": delivery.acknowledgement, "parties": sorted({message.sender_oin, delivery.recipient_oin}),
+    }
+
+
+@event_type("consent.recorded", "events", "a consent was recorded for a subject")
+def consent_recorded(consent: Consent) -> tuple[str, dict]:
+    return consent.subject_id, {
+        "consentId": consent.id, "subjectId": consent.subject_id, "categories": consent.categories,
+        "recipientOins": consent.recipient_oins, "recipientKinds": consent.recipient_kinds,
+        "parties": sorted({consent.recorded_by_oin, *consent.recipient_oins}),
+    }
+
+
+@event_type("consent.withdrawn", "events", "a consent was withdrawn: delete local copies of the sections it opened")
+def consent_withdrawn(consent: Consent, concerned: set[str]) -> tuple[str, dict]:
+    """``concerned``: besides the recorder, the withdrawer and the named recipients, every organisation that
+    received a section the consent opened (gateway/consents.py ``Involvement``)."""
+    return consent.subject_id, {
+        "consentId": consent.id, "subjectId": consent.subject_id, "categories": consent.categories,
+        "withdrawnAt": consent.withdrawn_at.isoformat(),
+        "parties": sorted({consent.recorded_by_oin, consent.withdrawn_by_oin, *consent.recipient_oins, *concerned} - {None}),
+    }
+
+
+@event_type("retention.purged", "events", "a delivered payload was purged under the retention schedule: delete local copies")
+def retention_purged(message: Message, delivery: Delivery) -> tuple[str, dict]:
+    return message.subject_id, {
+        **_message(message), "recipientOin": delivery.recipient_oin, "purgedAt": delivery.purged_at.isoformat(),
+        "parties": [delivery.recipient_oin],
+    }
+
+
+@event_type("audit.recorded", "audit", "one audit record (pseudonymous), the audit stream")
+def audit_recorded(row: dict) -> tuple[str, dict]:
+    from gateway.audit.record import event_data  # the record's fields are declared with the audit table
+
+    return row["subject_id"] or row["actor_oin"], event_data(row)
+
+
+@event_type("audit.checkpoint", "audit", "a signed checkpoint of the audit chain: its head seq and hash")
+def audit_checkpoint(checkpoint: dict) -> tuple[str, dict]:
+    return SYSTEM_OIN, {**checkpoint, "parties": []}
+
 
 _FORBIDDEN_KEYS = {"bsn", "payload", "name", "skn", "dateOfBirth"}
 
 
-def new_event(type_: str, key: str, data: dict, now: datetime, topics: dict[str, str]) -> OutboxEvent:
-    spec = EVENT_TYPES[type_]  # KeyError: an event type that is not in the table
-    leaked = _FORBIDDEN_KEYS & set(data)
+def outbox_row(event: Event, now: datetime, topics: dict[str, str]) -> OutboxEvent:
+    """The outbox row that the relay will publish (gateway/outbox/relay.py), in the caller's transaction."""
+    spec = EVENT_TYPES[event.type]
+    leaked = _FORBIDDEN_KEYS & set(event.data)
     if leaked:
-        raise ValueError(f"event {type_} may not carry {sorted(leaked)}")
-    return OutboxEvent(event_id=str(uuid.uuid4()), topic=topics[spec.stream], type=type_, key=key, data=data, created_at=now)
+        raise ValueError(f"event {event.type} may not carry {sorted(leaked)}")
+    return OutboxEvent(event_id=str(uuid.uuid4()), topic=topics[spec.stream], type=event.type, key=event.key,
+                       data=event.data, created_at=now)

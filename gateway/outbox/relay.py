@@ -18,6 +18,7 @@ from datetime import timedelta
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy import and_, delete, exists, or_, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -26,9 +27,11 @@ from gateway.db.models import OutboxEvent
 from gateway.metrics import EVENTS_PUBLISHED, RELAY_ERRORS
 from gateway.outbox.cloudevent import to_kafka
 from gateway.services import Services
+from gateway.workers import wait_or_stop
 
 log = logging.getLogger("brb.relay")
 CLAIM_LOCK = 7_340_118  # advisory lock id for claiming outbox rows
+PRUNE_BATCH = 5_000  # outbox rows deleted per transaction by prune_published
 
 
 def producer_for(bootstrap: str) -> AIOKafkaProducer:
@@ -74,6 +77,10 @@ class Relay:
             producer = producer_for(self.services.settings.kafka_bootstrap_servers)
             try:
                 await producer.start()
+                # learn both topics first: a batch that makes the broker create one topic while it sends to
+                # another lost its first record for a whole request timeout (10 s) on the loopback broker
+                for topic in self.services.topics.values():
+                    await producer.partitions_for(topic)
             except BaseException:
                 await producer.stop()
                 raise
@@ -118,30 +125,44 @@ class Relay:
         return len(confirmed)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop``. A failed round (broker away, database error) is logged and retried
+        after a backoff; it never ends the relay."""
         attempt = 0
         while not stop.is_set():
             try:
                 published = await self.publish_once()
                 attempt = 0
                 delay = 0 if published else self.services.settings.relay_idle_seconds
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - every failure is a failed round; the next one may work
                 attempt += 1
-                RELAY_ERRORS.inc()
                 delay = self._wait(attempt)
-                log.warning("relay: broker not reachable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
-                await self._drop_producer()
-            if delay:
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
-            else:
-                await asyncio.sleep(0)
+                cause = _cause(exc)
+                if cause != "database":  # the producer may be broken: start a new one next round
+                    RELAY_ERRORS.inc()
+                    await self._drop_producer()
+                log.warning("relay.round-failed", exc_info=cause in ("database", "unexpected"),  # not for a network outage
+                            extra={"cause": cause, "exc_type": exc.__class__.__name__, "attempt": attempt,
+                                   "retry_in_seconds": round(delay, 2)})
+            await wait_or_stop(stop, delay)
         await self._drop_producer()
 
 
-async def prune_published(services: Services, older_than: timedelta = timedelta(days=7)) -> int:
-    """Delete outbox rows Kafka confirmed long ago (Kafka and the audit log keep what matters)."""
-    async with services.db.write() as session:
-        result = await session.exec(delete(OutboxEvent).where(OutboxEvent.published_at < services.clock.now() - older_than))
-        return result.rowcount or 0
+def _cause(exc: Exception) -> str:
+    if isinstance(exc, SQLAlchemyError):
+        return "database"
+    if isinstance(exc, (KafkaError, asyncio.TimeoutError)):
+        return "broker"
+    return "network" if isinstance(exc, OSError) else "unexpected"
+
+
+async def prune_published(services: Services, older_than: timedelta = timedelta(days=7), batch: int = PRUNE_BATCH) -> int:
+    """Delete outbox rows Kafka confirmed long ago (Kafka and the audit log keep what matters), at most
+    ``batch`` rows a transaction, so a large backlog never becomes one huge transaction."""
+    cutoff, pruned = services.clock.now() - older_than, 0
+    while True:
+        async with services.db.write() as session:
+            due = select(OutboxEvent.id).where(OutboxEvent.published_at < cutoff).order_by(col(OutboxEvent.id)).limit(batch)
+            deleted = (await session.exec(delete(OutboxEvent).where(col(OutboxEvent.id).in_(due)))).rowcount or 0
+        pruned += deleted
+        if deleted < batch:
+            return pruned

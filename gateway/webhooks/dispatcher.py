@@ -1,11 +1,15 @@
 """The webhook dispatcher.
 
-1. A Kafka consumer in group ``brb-webhooks`` turns each event into one pending delivery per matching
-   subscription (only organisations the event concerns: ``data.parties``), then commits its offset. A
-   redelivered event adds nothing (unique subscription + event id).
+1. A Kafka consumer in group ``<prefix>-webhooks`` (``brb-webhooks``) turns each event into one pending
+   delivery per matching subscription (only organisations the event concerns: ``data.parties``), then
+   commits its offset. A redelivered event adds nothing (unique subscription + event id).
 2. A sender posts pending deliveries, signed (Standard Webhooks: ``webhook-id`` = event id,
    ``webhook-timestamp``, ``webhook-signature``), retrying with exponential backoff and jitter; after
-   ``webhook_max_attempts`` failures a delivery becomes a dead letter an admin can replay."""
+   ``webhook_max_attempts`` failures a delivery becomes a dead letter an admin can replay.
+3. A record that is no CloudEvent of the gateway names no subscription, so it cannot be a dead letter: it
+   is logged (``webhook.unreadable-record`` with topic, partition and offset, never its bytes), counted
+   (``brb_webhook_unreadable_records_total``, alert on it) and committed past; Kafka keeps it for its
+   retention, where an operator finds it by that offset."""
 from __future__ import annotations
 
 import asyncio
@@ -15,21 +19,32 @@ from datetime import timedelta
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from prometheus_client import Counter
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from standardwebhooks import Webhook
 
 from gateway.backoff import exponential_jitter
+from gateway.db.dialect import insert_ignoring_duplicates
 from gateway.db.models import Subscription, WebhookDelivery
 from gateway.metrics import WEBHOOK_ATTEMPTS
 from gateway.outbox.cloudevent import from_kafka
 from gateway.outbox.events import CE_TYPE_PREFIX
 from gateway.services import Services
+from gateway.statuses import WebhookState
 from gateway.webhooks.subscriptions import non_public_address, secret_of
+from gateway.workers import wait_or_stop
 
 log = logging.getLogger("brb.dispatcher")
-GROUP = "brb-webhooks"
+UNREADABLE_RECORDS = Counter("brb_webhook_unreadable_records_total",
+                             "records on the events topic that are no CloudEvent of the gateway, passed over by the dispatcher")
+
+
+def group_for(topic_prefix: str) -> str:
+    """One consumer group per topic prefix: gateways with their own topics never share offsets (and on the
+    loopback broker, whose first generation is 0 so aiokafka never leaves it, a test never waits for the
+    previous test's consumer to expire)."""
+    return f"{topic_prefix}-webhooks"
 
 
 async def enqueue(services: Services, event_id: str, event_type: str, parties: list[str], body: str) -> int:
@@ -38,12 +53,11 @@ async def enqueue(services: Services, event_id: str, event_type: str, parties: l
         subs = (await session.exec(select(Subscription).where(
             col(Subscription.oin).in_(parties), Subscription.deleted_at.is_(None)))).all()
         wanted = [s for s in subs if event_type in s.event_types]
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
         now = services.clock.now()
         for sub in wanted:
-            await session.exec(insert(WebhookDelivery).values(
-                subscription_id=sub.id, event_id=event_id, event_type=event_type, body=body, status="pending",
-                attempts=0, next_attempt_at=now, created_at=now).on_conflict_do_nothing())
+            await session.exec(insert_ignoring_duplicates(session, WebhookDelivery).values(
+                subscription_id=sub.id, event_id=event_id, event_type=event_type, body=body, status=WebhookState.PENDING,
+                attempts=0, next_attempt_at=now, created_at=now))
     return len(wanted)
 
 
@@ -56,12 +70,14 @@ class Dispatcher:
         self._broker_wait = exponential_jitter(0.5, s.broker_backoff_max_seconds, 0.5)
 
     async def consume(self, stop: asyncio.Event) -> None:
+        """Turn events into pending deliveries until ``stop``. A failed round (broker away, database
+        error) is logged and the consumer started again from the last committed offset."""
         settings = self.services.settings
         attempt = 0
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
-                settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=GROUP,
-                enable_auto_commit=False, auto_offset_reset="earliest", client_id="brb-dispatcher",
+                settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                group_id=group_for(settings.kafka_topic_prefix), enable_auto_commit=False, auto_offset_reset="earliest", client_id="brb-dispatcher",
                 metadata_max_age_ms=3000,  # notice a topic created after we subscribed (first event) within seconds
             )
             try:
@@ -71,33 +87,42 @@ class Dispatcher:
                     batches = await consumer.getmany(timeout_ms=500, max_records=200)
                     for records in batches.values():
                         for record in records:
-                            event = from_kafka(record.value, record.key)
-                            data = event.get_data() or {}
-                            event_type = event.get_type().removeprefix(CE_TYPE_PREFIX)
-                            await enqueue(self.services, event.get_id(), event_type, list(data.get("parties", [])),
-                                          record.value.decode())
+                            await self._take(record)
                     if batches:
                         await consumer.commit()
-            except (KafkaError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - retried: nothing was committed past what was taken
                 attempt += 1
                 delay = self._broker_wait(attempt)
-                log.warning("dispatcher: broker not reachable (%s); retrying in %.1f s", exc.__class__.__name__, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
+                broker = isinstance(exc, (KafkaError, OSError))
+                log.warning("dispatcher.round-failed", exc_info=not broker, extra={
+                    "cause": "broker" if broker else "database" if isinstance(exc, SQLAlchemyError) else "unexpected",
+                    "exc_type": exc.__class__.__name__, "attempt": attempt, "retry_in_seconds": round(delay, 2)})
+                await wait_or_stop(stop, delay)
             finally:
                 try:
                     await asyncio.wait_for(consumer.stop(), 5)
                 except Exception:  # noqa: BLE001 - the consumer is discarded anyway
                     pass
 
+    async def _take(self, record) -> None:
+        """Pending deliveries for one record; a record that is no CloudEvent of ours is logged (never its
+        body), counted and passed over, so it cannot stop the events after it."""
+        try:
+            event_id, event_type, parties = _readable(record.value, record.key)
+        except Exception as exc:  # noqa: BLE001 - whatever the bytes are, they are not an event
+            UNREADABLE_RECORDS.inc()
+            log.error("webhook.unreadable-record", extra={
+                "topic": record.topic, "partition": record.partition, "offset": record.offset,
+                "exc_type": exc.__class__.__name__, "size_bytes": len(record.value or b"")})
+            return
+        await enqueue(self.services, event_id, event_type, parties, record.value.decode())
+
     async def _claim_due(self, limit: int = 50) -> list[tuple[WebhookDelivery, Subscription]]:
         async with self.services.db.write() as session:
             now = self.services.clock.now()
             rows = (await session.exec(
                 select(WebhookDelivery, Subscription).join(Subscription, Subscription.id == WebhookDelivery.subscription_id)
-                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                .where(WebhookDelivery.status == WebhookState.PENDING, WebhookDelivery.next_attempt_at <= now)
                 .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id)).limit(limit)
                 .with_for_update(skip_locked=True, of=WebhookDelivery)
             )).all()
@@ -128,11 +153,11 @@ class Dispatcher:
             row = await session.get(WebhookDelivery, delivery.id)
             row.attempts += 1
             if error is None:
-                row.status, row.delivered_at, row.last_error = "delivered", self.services.clock.now(), None
-                WEBHOOK_ATTEMPTS.labels("delivered").inc()
+                row.status, row.delivered_at, row.last_error = WebhookState.DELIVERED, self.services.clock.now(), None
+                WEBHOOK_ATTEMPTS.labels(WebhookState.DELIVERED).inc()
             elif row.attempts >= self.services.settings.webhook_max_attempts:
-                row.status, row.last_error = "dead", error
-                WEBHOOK_ATTEMPTS.labels("dead").inc()
+                row.status, row.last_error = WebhookState.DEAD, error
+                WEBHOOK_ATTEMPTS.labels(WebhookState.DEAD).inc()
             else:
                 row.last_error = error
                 row.next_attempt_at = self.services.clock.now() + timedelta(seconds=self._wait(row.attempts))
@@ -154,17 +179,45 @@ class Dispatcher:
         return len(due)
 
     async def deliver(self, stop: asyncio.Event) -> None:
+        """Send what is due until ``stop``; a failed round is logged and tried again."""
+        failures = 0
         while not stop.is_set():
-            sent = await self.send_due()
+            try:
+                sent = await self.send_due()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - a claimed delivery's lease expires; it is sent later
+                failures += 1
+                sent = 0
+                log.warning("dispatcher.send-failed", exc_info=True,
+                            extra={"exc_type": exc.__class__.__name__, "attempt": failures})
             if not sent:
-                try:
-                    await asyncio.wait_for(stop.wait(), 0.2)
-                except asyncio.TimeoutError:
-                    pass
+                await wait_or_stop(stop, 0.2 if not failures else self._broker_wait(failures))
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Consume and deliver side by side; if either fails, both end (and the client is closed), so
+        a supervisor starts a whole dispatcher again instead of one half running on alone."""
+        tasks = [asyncio.create_task(self.consume(stop), name="dispatcher-consume"),
+                 asyncio.create_task(self.deliver(stop), name="dispatcher-deliver")]
         try:
-            await asyncio.gather(self.consume(stop), self.deliver(stop))
+            done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises the first failure
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.client.aclose()
+
+
+def _readable(value: bytes | None, key: bytes | None) -> tuple[str, str, list[str]]:
+    """(event id, event type, parties) of a structured CloudEvent; raises when the record is none."""
+    event = from_kafka(value, key)
+    data = event.get_data()
+    data = {} if data is None else data
+    if not isinstance(data, dict) or not isinstance(event.get_type(), str):
+        raise ValueError("not a CloudEvent of the gateway")
+    parties = data.get("parties", [])
+    if not isinstance(parties, list) or not all(isinstance(p, str) for p in parties):
+        raise ValueError("data.parties is not a list of OINs")
+    return event.get_id(), event.get_type().removeprefix(CE_TYPE_PREFIX), parties
 

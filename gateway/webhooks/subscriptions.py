@@ -25,6 +25,7 @@ from gateway.outbox.events import EVENT_TYPES
 from gateway.problems import Problem, field_detail
 from gateway.schemas import Wire
 from gateway.services import Services
+from gateway.statuses import WebhookState
 
 SUBSCRIBABLE = sorted(t for t, spec in EVENT_TYPES.items() if spec.stream == "events")
 
@@ -191,7 +192,7 @@ async def delete(services: Services, caller: Caller, sub_id: str) -> None:
 
 async def dead_letters(services: Services) -> DeadLetterList:
     async with services.db.read() as session:
-        rows = (await session.exec(select(WebhookDelivery).where(WebhookDelivery.status == "dead")
+        rows = (await session.exec(select(WebhookDelivery).where(WebhookDelivery.status == WebhookState.DEAD)
                                    .order_by(col(WebhookDelivery.id)).limit(1000))).all()
     return DeadLetterList(items=[DeadLetter.model_validate(r, from_attributes=True) for r in rows])
 
@@ -199,8 +200,8 @@ async def dead_letters(services: Services) -> DeadLetterList:
 async def replay(services: Services, dead_letter_id: int) -> DeadLetter:
     async with services.db.write() as session:
         row = await session.get(WebhookDelivery, dead_letter_id)
-        if row is None or row.status != "dead":
+        if row is None or row.status != WebhookState.DEAD:
             raise Problem("not-found", "no such dead letter")
-        row.status, row.attempts, row.next_attempt_at, row.last_error = "pending", 0, services.clock.now(), None
+        row.status, row.attempts, row.next_attempt_at, row.last_error = WebhookState.PENDING, 0, services.clock.now(), None
         session.add(row)
         return DeadLetter.model_validate(row, from_attributes=True)

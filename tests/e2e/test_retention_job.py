@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from gateway.db.models import OutboxEvent, UsedToken
-from gateway.outbox.events import new_event
+from gateway.outbox.events import Event, outbox_row
 from tests.conftest import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 async def test_the_retention_job_prunes_confirmed_outbox_rows_and_expired_jtis(services):
     now = datetime.now(timezone.utc)
     async with services.db.write() as s:
-        old = new_event("message.read", "sub-1", {"messageId": "m-old", "parties": []}, now - timedelta(days=9), services.topics)
+        old = outbox_row(Event("message.read", "sub-1", {"messageId": "m-old", "parties": []}), now - timedelta(days=9), services.topics)
         old.published_at = now - timedelta(days=8)
-        pending = new_event("message.read", "sub-1", {"messageId": "m-new", "parties": []}, now, services.topics)
+        pending = outbox_row(Event("message.read", "sub-1", {"messageId": "m-new", "parties": []}), now, services.topics)
         s.add_all([old, pending])
         s.add(UsedToken(iss="1" * 20, jti="expired-jti-0001", expires_at=now - timedelta(hours=1)))
         s.add(UsedToken(iss="1" * 20, jti="current-jti-0001", expires_at=now + timedelta(minutes=5)))

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import col, func, select
 
-from gateway.audit.chain import AuditEntry
+from gateway.audit.record import AuditEntry
 from gateway.db.models import AuditRecord
 from gateway.broker import free_port
 from tests.conftest import eventually, settings_env

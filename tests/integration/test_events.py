@@ -1,5 +1,6 @@
 """Events through the real broker: outbox relay, CloudEvents, outage and crash recovery, webhooks."""
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlmodel import func, select
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -22,7 +23,7 @@ from gateway.outbox.relay import Relay
 from gateway.services import Services
 from gateway.webhooks.dispatcher import Dispatcher
 from tests.conftest import eventually, settings_env, settings_for
-from tests.scenario import BSN, Chain, detention_notice, example, seed_stay, with_subject
+from tests.scenario import BSN, Chain, detention_notice, example, problem, seed_stay, with_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 BSNS = ["999990019", "111222333", "123456782", "999990020", "999990032"]
@@ -30,21 +31,35 @@ pytestmark = pytest.mark.broker
 
 
 async def consume(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
+    """Every record of ``topic`` from its beginning to its end offsets, once at least ``expected`` are there
+    (bounded by ``timeout``). Read to the end, so a record beyond the expected ones is seen too."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
-    records = []
+    records: list = []
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-        if len(records) >= expected:  # a little longer, to see anything unexpected
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(batch)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        partitions: list[TopicPartition] = []
+        while not partitions:
+            await consumer.topics()  # fresh metadata
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not partitions:
+                assert loop.time() < deadline, f"{topic}: no such topic within {timeout} s"
+                await asyncio.sleep(0.1)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(batch)
+                if loop.time() > deadline:
+                    return records
+            if len(records) >= expected or loop.time() > deadline:
+                return records
+            await asyncio.sleep(0.05)
     finally:
         await consumer.stop()
-    return records
 
 
 async def unpublished(services) -> int:
@@ -82,10 +97,9 @@ async def kclient(kafka_services):
 
 
 @pytest.fixture
-async def korgs(kafka_services):
-    from tests.conftest import register_demo_organisations
-
-    return await register_demo_organisations(kafka_services)
+async def korgs(orgs):
+    """The demo organisations (registered in the database ``kafka_services`` uses: the same one)."""
+    return orgs
 
 
 async def test_a_send_produces_exactly_the_expected_cloudevents_keyed_by_subject(kclient, korgs, kafka_services, broker):
@@ -113,30 +127,37 @@ async def test_a_send_produces_exactly_the_expected_cloudevents_keyed_by_subject
     assert all(BSN.encode() not in r.value for r in audit)
 
 
-async def test_with_the_broker_down_100_sends_are_accepted_and_all_arrive_in_order_after_it_returns(database):
-    outage = LoopbackBroker()
-    svc = Services.from_settings(settings_for(database, kafka_bootstrap_servers=outage.bootstrap, broker_backoff_max_seconds=1.0))
-    from tests.conftest import register_demo_organisations
+def relay_errors(metrics: str) -> float:
+    """``brb_outbox_relay_errors_total`` as /metrics shows it."""
+    return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("brb_outbox_relay_errors_total "))
 
+
+async def test_with_the_broker_down_100_sends_are_accepted_and_all_arrive_in_order_after_it_returns(database, orgs):
     import httpx
 
     from gateway.app import create_app
 
-    orgs = await register_demo_organisations(svc)
+    outage = LoopbackBroker()
+    svc = Services.from_settings(settings_for(database, kafka_bootstrap_servers=outage.bootstrap, broker_backoff_max_seconds=1.0))
     stop = asyncio.Event()
     relay_task = asyncio.create_task(Relay(svc).run(stop))
     sent_by_subject = defaultdict(list)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services=svc)), base_url="http://g") as c:
+            errors_before = relay_errors((await c.get("/metrics")).text)
             chain = Chain(c, orgs)
             for i in range(100):
                 bsn = BSNS[i % len(BSNS)]
                 receipt = (await chain.send(orgs.vught, "detention-notice", ["municipality:0363"],
                                             with_subject(example("detention-notice"), bsn=bsn))).json()
                 sent_by_subject[receipt["subjectId"]].append(receipt["id"])
-        await asyncio.sleep(1.0)
-        # nothing published, nothing lost: 100 deliveries + 200 audit records + 5 (each subject's competent
-        # municipality established by its first detention-notice)
+
+            async def relay_tried_and_failed():
+                return relay_errors((await c.get("/metrics")).text) > errors_before
+
+            await eventually(relay_tried_and_failed, timeout=30)
+        # the relay tried and failed: nothing published, nothing lost: 100 deliveries + 200 audit records + 5
+        # (each subject's competent municipality established by its first detention-notice)
         assert await unpublished(svc) == 305
         outage.start()
         await eventually(lambda: _none_left(svc), timeout=60)
@@ -167,6 +188,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
     async with kafka_services.db.read() as s:
         all_ids = set((await s.exec(select(OutboxEvent.event_id))).all())
     assert len(all_ids) == 185  # 60 deliveries, 120 audit records, 5 competent municipalities established
+    kafka_services.settings.relay_lease_seconds = 1.0  # the successor takes the killed relay's rows after 1 s
     env = {**os.environ, **settings_env(kafka_services.settings), "BRB_RELAY_BATCH_SIZE": "25"}
     relay = subprocess.Popen([sys.executable, "-m", "gateway.cli", "relay"], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -245,14 +267,21 @@ async def subscribe(client, org, url, types=("message.delivered",)) -> dict:
     return r.json()
 
 
-async def run_workers(services, until, timeout=60):
+@contextlib.asynccontextmanager
+async def workers(services):
+    """The relay and the webhook dispatcher running, as in a deployment, until the block ends."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(Relay(services).run(stop)), asyncio.create_task(Dispatcher(services).run(stop))]
     try:
-        await eventually(until, timeout=timeout, interval=0.1)
+        yield
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+async def run_workers(services, until, timeout=60):
+    async with workers(services):
+        await eventually(until, timeout=timeout, interval=0.1)
 
 
 async def test_a_flaky_receiver_gets_every_event_exactly_once_after_deduplication(kclient, korgs, kafka_services, receiver_server):
@@ -291,32 +320,33 @@ async def test_an_always_failing_receiver_ends_in_the_dead_letter_list_and_a_rep
         r = await kclient.get("/api/v1/webhook-dead-letters", headers=korgs.operator.headers())
         return r.json()["items"]
 
-    await run_workers(kafka_services, dead)
-    letters = await dead()
-    assert len(letters) == 1 and letters[0]["attempts"] == 4 and letters[0]["lastError"] == "HTTP 503"
-    assert receiver.calls == 4
-
-    receiver.failure_rate = 0.0
-    r = await kclient.post(f"/api/v1/webhook-dead-letters/{letters[0]['id']}/replay", headers=korgs.operator.headers())
-    assert r.status_code == 201
-
     async def delivered():
         return len(receiver.accepted) == 1
 
-    await run_workers(kafka_services, delivered)
+    async with workers(kafka_services):  # the workers keep running while the operator replays
+        await eventually(dead, timeout=60, interval=0.1)
+        letters = await dead()
+        assert len(letters) == 1 and letters[0]["attempts"] == 4 and letters[0]["lastError"] == "HTTP 503"
+        assert receiver.calls == 4
+
+        receiver.failure_rate = 0.0
+        r = await kclient.post(f"/api/v1/webhook-dead-letters/{letters[0]['id']}/replay", headers=korgs.operator.headers())
+        assert r.status_code == 201
+        await eventually(delivered, timeout=60, interval=0.1)
     body, _headers = next(iter(receiver.accepted.values()))
     assert json.loads(body)["data"]["messageId"] == mid and await dead() == []
+    assert receiver.calls == 5  # four failed attempts, one replayed delivery
 
 
 async def test_subscriptions_validate_and_belong_to_their_organisation(kclient, korgs):
     r = await kclient.post("/api/v1/subscriptions", headers=korgs.amsterdam.headers(),
                            json={"callbackUrl": "ftp://x", "eventTypes": ["message.exploded"], "secret": "whsec_c2hvcnQ="})
-    detail = r.json()["detail"]
-    assert r.status_code == 422 and "/callbackUrl:" in detail and "/eventTypes/0:" in detail and "/secret:" in detail
+    detail = problem(r, 422, "validation-failed")["detail"]
+    assert "/callbackUrl:" in detail and "/eventTypes/0:" in detail and "/secret:" in detail
     sub = await subscribe(kclient, korgs.amsterdam, "https://connector.amsterdam.example/brb")
     assert [s["id"] for s in (await kclient.get("/api/v1/subscriptions", headers=korgs.amsterdam.headers())).json()["items"]] == [sub["id"]]
     assert (await kclient.get("/api/v1/subscriptions", headers=korgs.rotterdam.headers())).json()["items"] == []
-    assert (await kclient.delete(f"/api/v1/subscriptions/{sub['id']}", headers=korgs.rotterdam.headers())).status_code == 404
+    problem(await kclient.delete(f"/api/v1/subscriptions/{sub['id']}", headers=korgs.rotterdam.headers()), 404, "not-found")
     assert (await kclient.delete(f"/api/v1/subscriptions/{sub['id']}", headers=korgs.amsterdam.headers())).status_code == 204
 
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from gateway.db.models import AuditRecord, Delivery, IdempotencyKey, Message, OutboxEvent
 from gateway.exchange.retention import purge_due
-from tests.scenario import BSN, Chain, example, with_subject
+from tests.scenario import BSN, Chain, example, problem, with_subject
 
 
 async def count(services, model) -> int:
@@ -44,7 +44,7 @@ async def test_rejection_needs_a_reason_and_reaches_the_sender(client, orgs):
     chain = Chain(client, orgs)
     mid = (await chain.send(orgs.vught, "release-notice", ["municipality:0363"], purpose="aftercare")).json()["id"]
     r = await client.post(f"/api/v1/messages/{mid}/acknowledgements", headers=orgs.amsterdam.headers(), json={"status": "rejected"})
-    assert r.status_code == 422 and "/reason:" in r.json()["detail"]
+    assert "/reason:" in problem(r, 422, "validation-failed")["detail"]
     r = await client.post(f"/api/v1/messages/{mid}/acknowledgements", headers=orgs.amsterdam.headers(),
                           json={"status": "rejected", "reason": "Betrokkene staat niet ingeschreven in Amsterdam"})
     assert r.status_code == 201
@@ -64,7 +64,7 @@ async def test_same_idempotency_key_with_another_body_is_a_conflict(client, orgs
     chain = Chain(client, orgs)
     await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], key="plan-v2-0002")
     r = await chain.send(orgs.vught, "dr-plan", ["municipality:0599"], key="plan-v2-0002", expect=409)
-    assert r.json()["type"].endswith("/idempotency-conflict")
+    problem(r, 409, "idempotency-conflict")
     assert await count(services, Message) == 1
 
 
@@ -83,10 +83,10 @@ async def test_a_fault_after_the_message_insert_leaves_no_trace(client, orgs, se
     def broken_outbox(*_args, **_kwargs):
         raise RuntimeError("injected fault: outbox write failed")
 
-    monkeypatch.setattr(services_module, "new_event", broken_outbox)
+    monkeypatch.setattr(services_module, "outbox_row", broken_outbox)
     before = {m: await count(services, m) for m in (Message, Delivery, AuditRecord, OutboxEvent, IdempotencyKey)}
     r = await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"], expect=500)
-    assert r.headers["content-type"].startswith("application/problem+json")
+    problem(r, 500, "internal-error")
     after = {m: await count(services, m) for m in before}
     assert after == before == {Message: 0, Delivery: 0, AuditRecord: 0, OutboxEvent: 0, IdempotencyKey: 0}
 
@@ -99,10 +99,9 @@ async def test_an_organisation_that_is_not_a_party_gets_404_on_every_message_end
         client.post(f"/api/v1/messages/{mid}/acknowledgements", json={"status": "received"}, headers=outsider.headers()),
         client.get(f"/api/v1/messages/{mid}/deliveries", headers=outsider.headers()),
     ]
-    for r in await asyncio.gather(*calls):
-        assert r.status_code == 404 and r.json()["type"].endswith("/not-found")
+    answers = [problem(r, 404, "not-found") for r in await asyncio.gather(*calls)]
     unknown = await client.get(f"/api/v1/messages/{uuid.uuid4()}", params={"purpose": "aftercare"}, headers=outsider.headers())
-    assert unknown.status_code == 404
+    assert problem(unknown, 404, "not-found")["detail"] == answers[0]["detail"]  # not a party: as if there were no such message
 
 
 async def test_stored_payload_does_not_contain_the_plaintext_bsn(client, orgs, services, stay):
@@ -117,20 +116,21 @@ async def test_stored_payload_does_not_contain_the_plaintext_bsn(client, orgs, s
 
 async def test_unknown_recipient_is_422_and_nothing_is_stored(client, orgs, services):
     r = await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363", "municipality:9999"], expect=422)
-    assert r.json()["type"].endswith("/unknown-recipient") and "/recipients/1:" in r.json()["detail"]
+    assert "/recipients/1:" in problem(r, 422, "unknown-recipient")["detail"]
     assert await count(services, Message) == 0 and await count(services, AuditRecord) == 0
 
 
 async def test_contract_violation_is_422_with_pointer_and_nothing_is_stored(client, orgs, services):
     bad = with_subject(example("dr-plan"), bsn="999990018")
     r = await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"], bad, expect=422)
-    assert r.json()["detail"] == "1 invalid field(s): /payload/subject/bsn: BSN fails the 11-test (check digit is wrong)"
+    assert problem(r, 422, "validation-failed")["detail"] == \
+        "1 invalid field(s): /payload/subject/bsn: BSN fails the 11-test (check digit is wrong)"
     assert await count(services, Message) == 0
 
 
 async def test_a_municipality_cannot_send_a_dr_plan(client, orgs):
     r = await Chain(client, orgs).send(orgs.amsterdam, "dr-plan", [orgs.vught.oin], expect=403)
-    assert r.json()["type"].endswith("/exchange-not-allowed")
+    problem(r, 403, "exchange-not-allowed")
 
 
 async def test_information_request_is_open_until_the_reply_closes_it(client, orgs, stay):
@@ -149,7 +149,7 @@ async def test_information_request_is_open_until_the_reply_closes_it(client, org
 
     stray = with_subject({"inReplyTo": str(uuid.uuid4()), "answers": [{"questionId": "q1", "text": "x"}]})
     r = await chain.send(orgs.rotterdam, "information-response", [orgs.vught.oin], stray, expect=422)
-    assert "/payload/inReplyTo:" in r.json()["detail"]
+    assert "/payload/inReplyTo:" in problem(r, 422, "validation-failed")["detail"]
 
 
 async def test_inbox_pages_with_a_cursor_and_filters(client, orgs):
@@ -170,7 +170,7 @@ async def test_inbox_pages_with_a_cursor_and_filters(client, orgs):
     by_subject = (await client.get("/api/v1/inbox", params={"subjectId": subject}, headers=orgs.amsterdam.headers())).json()["items"]
     assert len(by_subject) == 2
     r = await client.get("/api/v1/inbox", params={"pageSize": 10_000}, headers=orgs.amsterdam.headers())
-    assert r.status_code == 422 and "query:pageSize" in r.json()["detail"]  # the declared maximum
+    assert "query:pageSize" in problem(r, 422, "validation-failed")["detail"]  # the declared maximum
 
 
 async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_keeps_its_own(client, orgs, services, stay):
@@ -188,7 +188,7 @@ async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_
     services.clock.advance(timedelta(days=2))
     assert await purge_due(services) >= 2
     r = await chain.read(orgs.amsterdam, plan_id, "aftercare", expect=410)
-    assert r.json()["type"].endswith("/gone")
+    problem(r, 410, "gone")
     own = (await chain.read(orgs.vught, plan_id)).json()
     assert own["payload"]["sections"]["housing"]
     async with services.db.read() as s:
@@ -200,7 +200,7 @@ async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_
     # ten years on, the prison's own copy follows its own retention and the ciphertext is destroyed
     services.clock.advance(timedelta(days=3660))
     await purge_due(services)
-    await chain.read(orgs.vught, plan_id, expect=410)
+    problem(await chain.read(orgs.vught, plan_id, expect=410), 410, "gone")
     async with services.db.read() as s:
         assert (await s.exec(select(Message.payload_ciphertext).where(Message.id == plan_id))).one() is None
 
@@ -208,13 +208,13 @@ async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_
 async def test_a_body_over_the_limit_is_413_problem(client, orgs):
     big = "x" * (client._transport.app.state.services.settings.max_body_bytes + 10)
     r = await client.post("/api/v1/messages", content=big, headers=orgs.vught.headers(**{"Idempotency-Key": "k", "Content-Type": "application/json"}))
-    assert r.status_code == 413 and r.json()["type"].endswith("/payload-too-large")
+    problem(r, 413, "payload-too-large")
 
 
 async def test_missing_idempotency_key_is_a_clear_error(client, orgs):
     body = {"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"], "payload": example("dr-plan")}
     r = await client.post("/api/v1/messages", json=body, headers=orgs.vught.headers())
-    assert r.status_code == 422 and "header:Idempotency-Key" in r.json()["detail"]
+    assert "header:Idempotency-Key" in problem(r, 422, "validation-failed")["detail"]
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -232,7 +232,8 @@ async def test_rate_limit_answers_429_with_retry_after(database):
             codes = [(await c.get("/api/v1/inbox", headers=orgs.amsterdam.headers())).status_code for _ in range(4)]
             assert codes == [200, 200, 200, 429]
             r = await c.get("/api/v1/inbox", headers=orgs.amsterdam.headers())
-            assert int(r.headers["retry-after"]) >= 1 and r.json()["type"].endswith("/rate-limited")
+            problem(r, 429, "rate-limited")
+            assert int(r.headers["retry-after"]) >= 1
             assert (await c.get("/api/v1/inbox", headers=orgs.rotterdam.headers())).status_code == 200
     finally:
         await svc.db.dispose()
@@ -268,8 +269,10 @@ async def test_no_bsn_in_any_log_line(client, orgs, caplog, stay):
     chain = Chain(client, orgs)
     mid = (await chain.send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
     await chain.read(orgs.amsterdam, mid, "aftercare")
-    await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], with_subject(example("dr-plan"), bsn="999990018"), expect=422)
-    await chain.send(orgs.vught, "risk-information", ["municipality:0363"], purpose="aftercare", expect=403)
+    problem(await chain.send(orgs.vught, "dr-plan", ["municipality:0363"], with_subject(example("dr-plan"), bsn="999990018"),
+                             expect=422), 422, "validation-failed")
+    problem(await chain.send(orgs.vught, "risk-information", ["municipality:0363"], purpose="aftercare", expect=403),
+            403, "exchange-not-allowed")
     await client.post("/api/v1/audit/subject-report", json={"bsn": BSN}, headers=orgs.inspectorate.headers())
     assert caplog.records, "the gateway logged nothing to check"
     assert all(BSN not in r.getMessage() and "999990018" not in r.getMessage() for r in caplog.records)

@@ -1,5 +1,6 @@
 """Organisation registry: admin API, validation, several keys at once for rotation."""
 from gateway.auth.mint import mint, new_key_pair
+from tests.scenario import problem
 
 
 async def test_operator_registers_an_organisation_and_a_second_key_both_work(client, orgs):
@@ -20,25 +21,29 @@ async def test_operator_registers_an_organisation_and_a_second_key_both_work(cli
 
 async def test_registry_rejects_bad_organisations_with_pointers(client, orgs):
     cases = [
-        ({"oin": "123", "name": "x", "kind": "dji"}, "/oin"),
-        ({"oin": "00000001009990344000", "name": "x", "kind": "police"}, "/kind"),
-        ({"oin": "00000001009990344000", "name": "x", "kind": "municipality"}, "/cbsCode"),
-        ({"oin": "00000001009990344000", "name": "x", "kind": "auditor"}, "/parentOin"),
-        ({"oin": orgs.vught.oin, "name": "PI Vught again", "kind": "dji"}, None),
+        ({"oin": "123", "name": "x", "kind": "dji"}, 422, "validation-failed", "/oin"),
+        ({"oin": "00000001009990344000", "name": "x", "kind": "police"}, 422, "validation-failed", "/kind"),
+        ({"oin": "00000001009990344000", "name": "x", "kind": "municipality"}, 422, "validation-failed", "/cbsCode"),
+        ({"oin": "00000001009990344000", "name": "x", "kind": "auditor"}, 422, "validation-failed", "/parentOin"),
+        ({"oin": orgs.vught.oin, "name": "PI Vught again", "kind": "dji"}, 409, "conflict", None),
     ]
-    for body, pointer in cases:
+    for body, status, slug, pointer in cases:
         r = await client.post("/api/v1/organisations", json=body, headers=orgs.operator.headers())
-        assert r.status_code in (409, 422), r.text
+        detail = problem(r, status, slug)["detail"]
         if pointer:
-            assert f"{pointer}:" in r.json()["detail"]
+            assert f"{pointer}:" in detail
+        else:
+            assert orgs.vught.oin in detail
+    listed = (await client.get("/api/v1/organisations", headers=orgs.operator.headers())).json()["items"]
+    assert sorted(o["oin"] for o in listed) == sorted(o.oin for o in orgs.by_name.values())  # none was stored
 
 
 async def test_private_key_material_is_refused(client, orgs):
     private, _ = new_key_pair("leak-1")
     r = await client.post(f"/api/v1/organisations/{orgs.vught.oin}/keys", json={"jwk": private}, headers=orgs.operator.headers())
-    assert r.status_code == 422 and "never private key material" in r.json()["detail"]
+    assert "never private key material" in problem(r, 422, "validation-failed")["detail"]
 
 
 async def test_only_the_operator_administers_the_registry(client, orgs):
     r = await client.get("/api/v1/organisations", headers=orgs.vught.headers("admin messages:read"))
-    assert r.status_code == 403
+    problem(r, 403, "insufficient-scope")  # a prison cannot get the admin scope, whatever its token asks for

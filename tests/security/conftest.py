@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.auth.tokens import SCOPES_BY_KIND
+from contracts.parties import KINDS
 
 SUMMARY: list[str] = []
 
 
 def all_scopes(org) -> str:
     """Every scope the organisation's kind may hold: the widest token it can get."""
-    return " ".join(sorted(SCOPES_BY_KIND[org.kind]))
+    return " ".join(sorted(KINDS[org.kind].scopes))
 
 
 def backend_of(services) -> str:

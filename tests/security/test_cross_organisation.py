@@ -33,7 +33,7 @@ from fastapi.routing import APIRoute
 
 from gateway.app import create_app
 from gateway.auth.mint import new_key_pair
-from gateway.auth.tokens import SCOPES_BY_KIND
+from contracts.parties import KINDS
 from gateway.db.models import WebhookDelivery
 from gateway.demo import DEMO_ORGANISATIONS
 from tests import conftest as base
@@ -272,7 +272,7 @@ async def owner_view(world: World, res: Resource) -> Any:
 
 def _audit_visible(world: World, res: Resource) -> set[str]:
     """audit:read-all sees every record; an auditor sees those of the organisation it audits."""
-    seen = {name for name in ORG_NAMES if "audit:read-all" in SCOPES_BY_KIND[getattr(world.orgs, name).kind]}
+    seen = {name for name in ORG_NAMES if "audit:read-all" in KINDS[getattr(world.orgs, name).kind].scopes}
     for name in ORG_NAMES:
         org = getattr(world.orgs, name)
         parent = next((s.get("parentOin") for s in DEMO_ORGANISATIONS if s["oin"] == org.oin), None)
@@ -414,7 +414,7 @@ async def test_no_organisation_reaches_what_is_not_its_own(client, orgs, service
                 chosen, made = await make()
             used = True
             org = getattr(orgs, name)
-            expected = 404 if SCOPES_BY_KIND[org.kind] & scopes else 403
+            expected = 404 if KINDS[org.kind].scopes & scopes else 403
             query = QUERIES.get(route.key, {})
             body = BODIES[route.key]() if route.key in BODIES else None
             kwargs = {"params": query, **({"json": body} if body is not None else {})}
@@ -446,7 +446,7 @@ async def test_no_organisation_reaches_what_is_not_its_own(client, orgs, service
         scopes = required_scopes(route) or frozenset()
         for name in ORG_NAMES:
             org = getattr(orgs, name)
-            expected = 200 if not scopes or SCOPES_BY_KIND[org.kind] & scopes else 403
+            expected = 200 if not scopes or KINDS[org.kind].scopes & scopes else 403
             for variant in listing.variants(world):
                 r = await world.request(name, route.method, route.path, **variant)
                 where = f"[{backend}] {route} {variant or ''} as {name} ({org.kind})"

@@ -2,16 +2,18 @@
 and the properties an auditor relies on."""
 import copy
 import itertools
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from consent import CatalogueError, ConsentRecord, Exchange, decide, load
 from consent.catalogue import DEFAULT_PATH, parse
 from contracts.registry import MESSAGE_TYPES, REGISTRY, section_paths
+from tests.unit.catalogue_strategies import exchanges_with_consents, opens
 
 CATALOGUE = load()
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -84,70 +86,78 @@ def test_a_rule_that_rests_on_consent_is_refused_without_one():
     assert decide(catalogue, exchange("dr-plan", "dji", "municipality", "aftercare"), [full_consent()]).allowed
 
 
-# --- properties ---------------------------------------------------------------------------------
+# --- properties: exchanges drawn along the catalogue's rules ---------------------------------------
 
-consents = st.builds(
-    ConsentRecord,
-    id=st.text("abcdef0123456789", min_size=4, max_size=8),
-    subject_id=st.sampled_from(["sub-1", "sub-2"]),
-    given_by=st.sampled_from(["detainee", "other-parent", "neighbour"]),
-    categories=st.frozensets(st.sampled_from(sorted(CATALOGUE.categories))),
-    recipient_oins=st.frozensets(st.sampled_from([RECIPIENT, "00000001009990599000"])),
-    recipient_kinds=st.frozensets(st.sampled_from(KINDS)),
-    purposes=st.frozensets(st.sampled_from(PURPOSES)),
-    valid_from=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 6, 1), timezones=st.just(timezone.utc)),
-    valid_until=st.none() | st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(timezone.utc)),
-    withdrawn_at=st.none() | st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(timezone.utc)),
-)
-exchanges = st.builds(
-    exchange, st.sampled_from(MESSAGE_TYPES), st.sampled_from(KINDS), st.sampled_from(KINDS), st.sampled_from(PURPOSES),
-    subject=st.sampled_from(["sub-1", "sub-2"]),
-    recipient_oin=st.sampled_from([RECIPIENT, "00000001009990599000"]),
-    at=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 1, 1), timezones=st.just(timezone.utc)),
-    facts=st.frozensets(st.sampled_from(sorted(ALL_FACTS))),
-)
-
-
-def _matching(ex: Exchange, category: str, pool: list[ConsentRecord]) -> bool:
-    allowed_by_giver = CATALOGUE.consent_givers
-    return any(
-        c.subject_id == ex.subject_id and category in c.categories and ex.purpose in c.purposes
-        and (ex.recipient_oin in c.recipient_oins or ex.recipient_kind in c.recipient_kinds)
-        and c.valid_from <= ex.at and (c.valid_until is None or ex.at < c.valid_until)
-        and (c.withdrawn_at is None or ex.at < c.withdrawn_at)
-        and c.given_by in allowed_by_giver and (allowed_by_giver[c.given_by] is None or category in allowed_by_giver[c.given_by])
-        and category not in CATALOGUE.consent_is_no_basis_for
-        for c in pool
-    )
+def expected_refusal(ex: Exchange, rule) -> str | None:
+    """The refusal the rule itself calls for, or None: the purpose is checked first, then the rule's
+    conditions in the order the catalogue lists them (the first one missing names the refusal)."""
+    if ex.purpose not in rule.purposes:
+        return "purpose-not-allowed"
+    missing = [name for name in rule.requires if name not in ex.facts]
+    return CATALOGUE.conditions[missing[0]].refusal if missing else None
 
 
 @settings(max_examples=400, deadline=None)
-@given(ex=exchanges, pool=st.lists(consents, max_size=5))
-def test_no_consent_section_is_released_without_a_matching_valid_unwithdrawn_consent(ex, pool):
-    decision = decide(CATALOGUE, ex, pool)
-    if not decision.allowed:
-        return
+@given(case=exchanges_with_consents())
+def test_a_decision_treats_every_section_as_its_rule_says(case):
+    ex, pool = case
     rule = CATALOGUE.rule_for(ex.message_type, ex.sender_kind, ex.recipient_kind)
+    decision = decide(CATALOGUE, ex, pool)
+    refusal = expected_refusal(ex, rule)
+    event(f"outcome: {decision.outcome}")
+    if refusal is not None:
+        assert (decision.outcome, decision.deny_reason, decision.rule) == ("deny", refusal, rule.id), decision.explanation
+        assert decision.released == ()
+        return
+
+    expected = {}
     for section, category in ex.sections.items():
-        released = section not in decision.withheld_sections
-        if rule.sections[category].kind == "consent" and released:
-            assert _matching(ex, category, pool), (section, category)
-        if rule.sections[category].kind == "withhold":
-            assert not released
+        treatment = rule.sections.get(category)
+        kind = treatment.kind if treatment else "withhold"  # a category the rule does not name never passes
+        if kind == "withhold":
+            expected[section] = ("withheld", category, "not-permitted")
+        elif kind == "pass":
+            basis = rule.section_basis.get(section) or treatment.basis or rule.effective_basis(ex.facts)
+            expected[section] = ("released", category, basis, ())
+        elif opening := tuple(sorted(c.id for c in pool if opens(c, ex, category))):
+            expected[section] = ("released", category, "consent", opening)  # naming exactly the consents that open it
+            event("a consent opened a section")
+        else:
+            expected[section] = ("withheld", category, "consent-required")
+    used = tuple(sorted({i for e in expected.values() if e[0] == "released" for i in e[3]}))
+    if rule.requires_consent and not used:
+        assert (decision.outcome, decision.deny_reason, decision.released) == ("deny", "consent-required", ())
+        return
+
+    # withheld and released partition the sections: each section exactly once, in one of the two
+    assert len(decision.released) + len(decision.withheld) == len(ex.sections)
+    actual = {r.section: ("released", r.category, r.basis, r.consents) for r in decision.released}
+    actual |= {w.section: ("withheld", w.category, w.reason) for w in decision.withheld}
+    assert actual == expected
+    for r in decision.released:
+        if r.basis == "consent":  # never a category that consent cannot open, never by someone who may not give it
+            assert r.category not in CATALOGUE.consent_is_no_basis_for
+            for c in pool:
+                if c.id in r.consents:
+                    scope = CATALOGUE.consent_givers.get(c.given_by, frozenset())
+                    assert scope is None or r.category in scope, (c.given_by, r.category)
+    assert decision.rule == rule.id and decision.basis == rule.effective_basis(ex.facts) and decision.consents == used
+    assert decision.outcome == ("allow-with-redaction" if decision.withheld else "allow")
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=exchanges_with_consents(), purpose=st.text(min_size=1, max_size=20))
+def test_an_unknown_purpose_is_always_denied(case, purpose):
+    assume(purpose not in CATALOGUE.purposes)
+    ex, pool = case
+    decision = decide(CATALOGUE, replace(ex, purpose=purpose), pool)
+    assert decision.outcome == "deny" and decision.deny_reason == "unknown-purpose" and decision.released == ()
 
 
 @settings(max_examples=200, deadline=None)
-@given(ex=exchanges, pool=st.lists(consents, max_size=4), purpose=st.text(min_size=1, max_size=20))
-def test_an_unknown_purpose_is_always_denied(ex, pool, purpose):
-    if purpose in CATALOGUE.purposes:
-        return
-    decision = decide(CATALOGUE, Exchange(**{**ex.__dict__, "purpose": purpose}), pool)
-    assert decision.outcome == "deny" and decision.deny_reason == "unknown-purpose"
-
-
-@settings(max_examples=300, deadline=None)
-@given(ex=exchanges, pool=st.lists(consents, max_size=6), data=st.data())
-def test_the_decision_never_depends_on_the_order_of_consents(ex, pool, data):
+@given(case=exchanges_with_consents(max_consents=6), data=st.data())
+def test_the_decision_never_depends_on_the_order_of_consents(case, data):
+    ex, pool = case
     shuffled = data.draw(st.permutations(pool))
     assert decide(CATALOGUE, ex, pool) == decide(CATALOGUE, ex, shuffled)
 

@@ -1,0 +1,39 @@
+"""The states a stored row moves through, each declared once. Tables store them as text; the wire
+shows the same values (the OpenAPI enums come from here)."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Acknowledgement(StrEnum):
+    """What a recipient says of a message it received. ``accepted`` and ``rejected`` are final."""
+
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+    @property
+    def final(self) -> bool:
+        return self is not Acknowledgement.RECEIVED
+
+
+class DeliveryState(StrEnum):
+    """One recipient's copy: delivered, then read, then acknowledged (the acknowledgement's value), or purged."""
+
+    DELIVERED = "delivered"
+    READ = "read"
+    RECEIVED = Acknowledgement.RECEIVED.value
+    ACCEPTED = Acknowledgement.ACCEPTED.value
+    REJECTED = Acknowledgement.REJECTED.value
+    PURGED = "purged"
+
+
+FINAL_ACKNOWLEDGEMENTS = tuple(a.value for a in Acknowledgement if a.final)
+
+
+class WebhookState(StrEnum):
+    """One event for one subscription: retried with backoff while ``pending``, then ``delivered`` or ``dead``."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
