@@ -22,7 +22,12 @@ The migrations run once per backend per session, not per test:
 The demo organisations' key pairs are generated once per session; each test gets its own ``Org``
 objects (copies of the private JWKs), and its own copy of the registry rows, so a test that adds or
 revokes keys changes nothing for the next one. A test gets the seeded database when it uses the ``orgs``
-fixture; one that registers organisations itself gets an empty one."""
+fixture; one that registers organisations itself gets an empty one.
+
+The PostgreSQL working schema is the same for every test of a session: a process or connection a test
+starts must end with the test (as a per-test schema would also require, to be dropped). And every
+``Services`` built in this process gets its own copy of one parse of the policy catalogue
+(``_ConsentParsedOnce``) instead of parsing the YAML again."""
 from __future__ import annotations
 
 import asyncio

@@ -17,39 +17,18 @@ from sqlmodel import func, select
 from gateway.app import create_app
 from gateway.auth.dependencies import require
 from gateway.db.models import OutboxEvent
-from gateway.logs import JsonFormatter
 from gateway.outbox.relay import PRUNE_BATCH, Relay, prune_published
 from gateway.webhooks.dispatcher import Dispatcher
 from gateway.workers import supervise
 from tests.conftest import eventually
 from tests.integration import test_events as events
 from tests.integration.test_events import Receiver, consume, drain, subscribe
+from tests.support.logs import JsonLines
 from tests.scenario import BSN, Chain, seed_stay
 
 kafka_services, kclient, korgs, receiver_server = events.kafka_services, events.kclient, events.korgs, events.receiver_server
 JWT = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2ln"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-class JsonLines(logging.Handler):
-    """Every line the gateway's loggers (``brb.*``) write, formatted as in production, parsed."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.raw: list[str] = []
-
-    def emit(self, record):
-        self.raw.append(self.format(record))
-
-    def events(self, name: str) -> list[dict]:
-        return [line for line in map(json.loads, self.raw) if line["event"] == name]
-
-    async def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
-        async def enough():
-            return len(self.events(name)) >= count
-        await eventually(enough, timeout=timeout, interval=0.02)
-        return self.events(name)
 
 
 @pytest.fixture

@@ -5,34 +5,19 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gateway.logs import REDACTED, JsonFormatter, bound, configure_logging, scrub
+from gateway.logs import REDACTED, bound, configure_logging, scrub
 from gateway.services import current_trace_id
+from tests.support.logs import JsonLines
 
 BSN = "999990019"
 JWT = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiIwMDAwMDAwMTAwMTIzNDU2NzAwMCJ9.c2lnbmF0dXJl"
 OIN = "00000001001234567000"
 
 
-class Lines(logging.Handler):
-    """The real formatter on a real logger: what an operator's log shipper would get, parsed."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.setFormatter(JsonFormatter())
-        self.raw: list[str] = []
-
-    def emit(self, record):
-        self.raw.append(self.format(record))
-
-    @property
-    def parsed(self) -> list[dict]:
-        return [json.loads(line) for line in self.raw]
-
-
 @pytest.fixture
 def lines():
     configure_logging()
-    handler, logger = Lines(), logging.getLogger("brb.test")
+    handler, logger = JsonLines(), logging.getLogger("brb.test")
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
