@@ -14,6 +14,7 @@ from contracts.registry import MESSAGE_TYPES, REGISTRY, section_paths
 TreatmentKind = Literal["pass", "consent", "withhold"]
 TREATMENTS = ("pass", "consent", "withhold")
 DEFAULT_PATH = Path(__file__).with_name("catalogue.yaml")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster, same safe subset
 
 
 class CatalogueError(ValueError):
@@ -201,7 +202,7 @@ def parse(data: dict) -> Catalogue:
 
 def load(path: Path | str = DEFAULT_PATH) -> Catalogue:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogueError(f"policy catalogue {path}: cannot be read: {exc}") from exc
     if not isinstance(data, dict):

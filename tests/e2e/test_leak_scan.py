@@ -170,4 +170,3 @@ async def test_no_identifier_or_free_text_leaks_outside_the_api(served, leak_ser
     print(f"\nleak scan [{database.url.split(':')[0]}]: {len(places)} places scanned "
           f"({', '.join(f'{n} {k}' for k, n in kinds.items())}), {len(found)} findings, {elapsed:.1f} s")
     assert found == [], "\n".join(found)
-    assert elapsed < 60

@@ -156,10 +156,9 @@ async def test_the_supervisor_stops_during_its_backoff_without_waiting_it_out(lo
 
     supervisor = asyncio.create_task(supervise("broken", broken, stop, backoff_initial=30, backoff_max=60))
     await log_lines.wait_for("worker.crashed")
-    started = time.monotonic()
     stop.set()
-    await asyncio.wait_for(supervisor, 5)
-    assert time.monotonic() - started < 1.0 and log_lines.events("worker.restarted") == []
+    await asyncio.wait_for(supervisor, 10)  # the backoff would be 30-60 s: a stop that waited it out times out here
+    assert log_lines.events("worker.restarted") == []
 
 
 # -- the dispatcher and a record that is no CloudEvent --------------------------------------------

@@ -1,5 +1,5 @@
 """Schemathesis over the committed openapi.yaml, against the app served by uvicorn on loopback, on both
-databases (issue 12). Bounded and repeatable: well under 90 s per backend on a 2-core machine.
+databases (issue 12). Bounded by case count (MAX_EXAMPLES, derandomized) and repeatable; its time is printed, not asserted.
 
 What it checks, per backend:
 
@@ -77,7 +77,6 @@ OPENAPI = ROOT / "openapi.yaml"
 MAX_EXAMPLES = 15  # Hypothesis examples per operation in the fuzzing phase
 PREFIX = "/api/v1"
 TIMEOUT = 15  # seconds per request
-BOUNDED_SECONDS = 90  # per backend; asserted so a slow-down is seen rather than a CI time-out
 CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
                response_schema_conformance]
 
@@ -654,4 +653,3 @@ async def test_the_api_keeps_its_openapi_document_under_fuzzing(live_server, org
     summary_line(f"schemathesis [{backend}]: {operations} operations, {sum(run.cases.values())} cases, "
                  f"{len(run.findings)} failures ({len(report)} distinct), {run.unsendable} unsendable, {seconds:.0f} s")
     assert not report, f"{len(report)} distinct finding(s) on {backend}:\n" + "\n".join(report)
-    assert seconds < BOUNDED_SECONDS, f"the schemathesis run took {seconds:.0f} s on {backend}; keep it under {BOUNDED_SECONDS} s"
