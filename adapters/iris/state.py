@@ -5,11 +5,12 @@ rows are tried again on the next run (competence may have been established since
 back). Holds the SKN and IRIS ids, never a BSN, a name or a payload."""
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from adapters.local_file import LocalFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -48,30 +49,18 @@ class Row:
     last_attempt_at: str
 
 
-class State:
+class State(LocalFile):
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> "State":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(path, SCHEMA)
 
     def was_sent(self, key: str) -> bool:
-        return self._db.execute("SELECT 1 FROM sends WHERE idempotency_key = ? AND outcome = 'sent'", (key,)).fetchone() is not None
+        return self.db.execute("SELECT 1 FROM sends WHERE idempotency_key = ? AND outcome = 'sent'", (key,)).fetchone() is not None
 
     def record(self, *, key: str, skn: str, message_type: str, source_id: str, recipient: str, purpose: str,
                outcome: str, message_id: str | None = None, problem_type: str | None = None, detail: str | None = None) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        with self._db:
-            self._db.execute(
+        with self.db:
+            self.db.execute(
                 """INSERT INTO sends (idempotency_key, skn, message_type, source_id, recipient, purpose, outcome,
                                       message_id, problem_type, detail, attempts, first_attempt_at, last_attempt_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
@@ -82,10 +71,10 @@ class State:
                  (detail or "")[:500] or None, now, now))
 
     def rows(self) -> list[Row]:
-        cursor = self._db.execute(f"SELECT {', '.join(Row.__dataclass_fields__)} FROM sends ORDER BY first_attempt_at, idempotency_key")
+        cursor = self.db.execute(f"SELECT {', '.join(Row.__dataclass_fields__)} FROM sends ORDER BY first_attempt_at, idempotency_key")
         return [Row(*r) for r in cursor.fetchall()]
 
     def counts(self) -> Counter:
         """(message type, outcome) -> number of keys."""
-        return Counter({(t, o): n for t, o, n in self._db.execute(
+        return Counter({(t, o): n for t, o, n in self.db.execute(
             "SELECT message_type, outcome, COUNT(*) FROM sends GROUP BY message_type, outcome")})

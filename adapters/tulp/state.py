@@ -8,9 +8,10 @@ receipt, so it is never stored twice)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+
+from adapters.local_file import LocalFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sent (
@@ -33,22 +34,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class State:
+class State(LocalFile):
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
-        self.db.executescript(SCHEMA)
-        self.db.commit()
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "State":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(path, SCHEMA)
 
     def latest_key(self, source: str, skn: str, slot: str) -> str | None:
         row = self.db.execute("SELECT idempotency_key FROM sent WHERE source=? AND skn=? AND slot=? ORDER BY id DESC LIMIT 1",
