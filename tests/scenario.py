@@ -109,3 +109,13 @@ class Chain:
                                    json={"reason": "ingetrokken door gedetineerde"})
         assert r.status_code == 201, r.text
         return r.json()
+
+
+async def read_body(receive) -> bytes:
+    """The whole request body an ASGI receiver (a webhook or case-system stand-in) was sent."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body

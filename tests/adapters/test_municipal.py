@@ -24,7 +24,7 @@ from gateway.exchange.retention import purge_due
 from gateway.outbox.relay import Relay
 from gateway.services import Services
 from tests.conftest import eventually, settings_for
-from tests.scenario import BSN, Chain, example, seed_stay, with_subject
+from tests.scenario import BSN, Chain, example, read_body, seed_stay, with_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_REPORT = ROOT / "adapters" / "municipal" / "examples" / "aftercare-report.json"
@@ -145,12 +145,7 @@ async def test_the_case_system_answer_decides_accepted_or_rejected(http, orgs, s
     received: list[dict] = []
 
     async def case_system(scope, receive, send):  # a minimal ASGI case system: rejects a plan without a debts section
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         doc = json.loads(body)
         received.append({"doc": doc, "key": dict(scope["headers"]).get(b"idempotency-key", b"").decode()})
         sections = (doc.get("payload") or {}).get("sections", {})

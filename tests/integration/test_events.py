@@ -23,7 +23,7 @@ from gateway.outbox.relay import Relay
 from gateway.services import Services
 from gateway.webhooks.dispatcher import Dispatcher
 from tests.conftest import eventually, settings_env, settings_for
-from tests.scenario import BSN, Chain, detention_notice, example, problem, seed_stay, with_subject
+from tests.scenario import BSN, Chain, detention_notice, example, problem, read_body, seed_stay, with_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 BSNS = ["999990019", "111222333", "123456782", "999990020", "999990032"]
@@ -228,12 +228,7 @@ class Receiver:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.calls += 1
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         failed = self.random.random() < self.failure_rate
