@@ -1,4 +1,6 @@
-"""Is this gateway ready to serve: its database answers and its broker accepts connections."""
+"""Is this gateway ready to serve: its database answers and its broker accepts connections. The
+embedded workers (``BRB_RUN_WORKERS``) are reported beside the checks: a worker that is restarting after
+a crash is shown, but does not take the gateway out of service (its API still works)."""
 from __future__ import annotations
 
 import asyncio

@@ -58,6 +58,7 @@ class Services:
     audit: AuditChain
     catalogue: Catalogue
     clock: Clock = field(default_factory=Clock)
+    workers: dict[str, str] = field(default_factory=dict)  # embedded workers: name -> running | restarting
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Services":

@@ -31,13 +31,16 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
 
 
 async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event,
-                    backoff_initial: float = 0.5, backoff_max: float = 30.0) -> None:
+                    backoff_initial: float = 0.5, backoff_max: float = 30.0, states: dict[str, str] | None = None) -> None:
     """Run ``run(stop)`` until ``stop`` is set; after a crash (or an end nobody asked for) log it and
-    start it again, waiting longer after each crash in a row (at most ``backoff_max`` seconds)."""
+    start it again, waiting longer after each crash in a row (at most ``backoff_max`` seconds).
+    ``states[name]`` says ``running`` or ``restarting`` (shown by /health/ready, ``Services.workers``)."""
     wait, loop, crashes = exponential_jitter(backoff_initial, backoff_max, backoff_initial), asyncio.get_running_loop(), 0
+    states = {} if states is None else states
     with bound(worker=name):
         while not stop.is_set():
             started = loop.time()
+            states[name] = "running"
             try:
                 await run(stop)
                 if stop.is_set():
@@ -46,6 +49,7 @@ async def supervise(name: str, run: Callable[[asyncio.Event], Awaitable[None]], 
             except Exception:  # noqa: BLE001 - the supervisor is the backstop for every failure
                 log.exception("worker.crashed")
             crashes = 1 if loop.time() - started >= HEALTHY_AFTER_SECONDS else crashes + 1
+            states[name] = "restarting"
             delay = wait(crashes)
             if await wait_or_stop(stop, delay):
                 return
@@ -107,5 +111,5 @@ def worker_tasks(services: Services, stop: asyncio.Event) -> list[asyncio.Task]:
         "dispatcher": lambda s: Dispatcher(services).run(s),
         "retention": lambda s: retention_loop(services, s),
     }
-    return [asyncio.create_task(supervise(name, run, stop, backoff_max=backoff_max), name=name)
+    return [asyncio.create_task(supervise(name, run, stop, backoff_max=backoff_max, states=services.workers), name=name)
             for name, run in workers.items()]

@@ -17,9 +17,11 @@ async def live() -> dict:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    checks = await readiness.checks(request.app.state.services)
+    services = request.app.state.services
+    checks = await readiness.checks(services)
     ok = all(v == "up" for v in checks.values())
-    return JSONResponse({"status": "up" if ok else "down", "checks": checks}, status_code=200 if ok else 503)
+    body = {"status": "up" if ok else "down", "checks": checks} | ({"workers": dict(services.workers)} if services.workers else {})
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")

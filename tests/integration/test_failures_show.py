@@ -236,3 +236,25 @@ async def test_pruning_a_backlog_deletes_in_bounded_batches_and_keeps_unconfirme
     async with services.db.read() as s:
         left = (await s.exec(select(OutboxEvent.published_at))).all()
     assert left == [None, None, None]
+
+
+async def test_readiness_shows_a_worker_that_is_restarting_after_a_crash(client, services, log_lines):
+    stop, runs = asyncio.Event(), []
+
+    async def broken_once(stop_event: asyncio.Event) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("database gone")
+        await stop_event.wait()
+
+    supervisor = asyncio.create_task(supervise("relay", broken_once, stop, backoff_initial=2, backoff_max=2,
+                                               states=services.workers))
+    try:
+        await log_lines.wait_for("worker.crashed")
+        assert (await client.get("/health/ready")).json()["workers"] == {"relay": "restarting"}
+        await log_lines.wait_for("worker.restarted")
+        await eventually(lambda: _at_least(runs, 2), timeout=5, interval=0.01)
+        assert (await client.get("/health/ready")).json()["workers"] == {"relay": "running"}
+    finally:
+        stop.set()
+        await asyncio.wait_for(supervisor, 5)
