@@ -6,10 +6,12 @@ RULESET := .spectral.yaml
 
 .PHONY: run test lint-api openapi schemas bench clean
 
-$(BIN)/.installed: pyproject.toml
+CLIENT := adapters/brb-client
+
+$(BIN)/.installed: pyproject.toml $(CLIENT)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ./$(CLIENT) -e ".[dev]"
 	touch $@
 
 node_modules/.installed: package.json
@@ -30,6 +32,18 @@ lint-api: node_modules/.installed
 ## openapi / schemas: regenerate the committed openapi.yaml, the contract JSON Schemas and docs/legal-basis.md
 openapi: $(BIN)/.installed
 	$(BIN)/brb openapi > openapi.yaml
+
+## collection: the Bruno collection docs/collection/bruno/, generated from the committed openapi.yaml
+## (`bru import openapi`, a devDependency), plus a `local` environment for `make run`
+COLLECTION ?= docs/collection/bruno
+.PHONY: collection
+collection: node_modules/.installed openapi.yaml
+	@test -n "$(COLLECTION)"
+	rm -rf "$(COLLECTION)" && mkdir -p "$(dir $(COLLECTION))"
+	npx --no-install bru import openapi --source openapi.yaml --output "$(COLLECTION)" \
+		--collection-name "Berichtenbox Re-integratie" --collection-format bru --group-by tags > /dev/null
+	printf 'vars {\n  baseUrl: http://127.0.0.1:8000/api/v1\n}\nvars:secret [\n  token\n]\n' \
+		> "$(COLLECTION)/environments/local.bru"
 
 schemas: $(BIN)/.installed
 	$(BIN)/python -m contracts.schema

@@ -76,7 +76,8 @@ def _consent_opens(catalogue: Catalogue, consent: ConsentRecord, category: str) 
 def decide(catalogue: Catalogue, ex: Exchange, consents: Iterable[ConsentRecord]) -> Decision:
     """Decide one exchange (sender -> one recipient) against the catalogue and the consents in force."""
     if ex.purpose not in catalogue.purposes:
-        return Decision("deny", None, None, f"unknown purpose {ex.purpose!r}", "unknown-purpose")
+        return Decision("deny", None, None, f"unknown purpose {ex.purpose!r} (valid: {', '.join(sorted(catalogue.purposes))})",
+                        "unknown-purpose")
     rule = catalogue.rule_for(ex.message_type, ex.sender_kind, ex.recipient_kind)
     if rule is None:
         return Decision(

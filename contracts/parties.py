@@ -1,7 +1,8 @@
 """The parties: which kinds of organisation there are, the scopes a token may ask for, and which kind
-may hold which — declared once, here. The gateway grants a token only the scopes its organisation's kind
-may hold; its routes name the scope they need (``gateway/api``); the policy catalogue's rules may speak
-only of the kinds that exchange messages. A connector reads the same table to know what to ask for."""
+may hold which — declared once, here. The gateway refuses a token that asks for a scope its
+organisation's kind may not hold (403 ``insufficient-scope``, naming them); its routes name the scope they
+need (``gateway/api``); the policy catalogue's rules may speak only of the kinds that exchange messages.
+A connector reads the same table to know what to ask for."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ class Scope(StrEnum):
     SUBSCRIPTIONS_WRITE = "subscriptions:write"
     AUDIT_READ = "audit:read"
     AUDIT_READ_ALL = "audit:read-all"
+    KEYS_WRITE = "keys:write"  # register and revoke the organisation's own keys (self-service rotation)
     ADMIN = "admin"
 
 
-_EXCHANGE = frozenset({Scope.MESSAGES_SEND, Scope.MESSAGES_READ, Scope.CONSENTS_READ, Scope.SUBSCRIPTIONS_WRITE})
+# Every kind manages its own keys; a separate scope, so a day-to-day connector token need not carry it.
+_OWN_KEYS = frozenset({Scope.KEYS_WRITE})
+_EXCHANGE = frozenset({Scope.MESSAGES_SEND, Scope.MESSAGES_READ, Scope.CONSENTS_READ, Scope.SUBSCRIPTIONS_WRITE}) | _OWN_KEYS
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,11 @@ KINDS: dict[str, OrganisationKind] = {k.name: k for k in (
     OrganisationKind("mayor", "a mayor (public order, art. 18b Pbw); sends art. 18b risk information only", _EXCHANGE,
                      addressed_by_cbs_code=True),
     OrganisationKind("auditor", "a data protection officer or internal auditor of one organisation",
-                     frozenset({Scope.AUDIT_READ}), audits_parent=True),
+                     frozenset({Scope.AUDIT_READ}) | _OWN_KEYS, audits_parent=True),
     OrganisationKind("inspectorate", "the inspectorate: reads every audit record",
-                     frozenset({Scope.AUDIT_READ, Scope.AUDIT_READ_ALL})),
+                     frozenset({Scope.AUDIT_READ, Scope.AUDIT_READ_ALL}) | _OWN_KEYS),
     OrganisationKind("operator", "the service's operator: registry, dead letters, chain verification",
-                     frozenset({Scope.ADMIN, Scope.AUDIT_READ_ALL})),
+                     frozenset({Scope.ADMIN, Scope.AUDIT_READ_ALL}) | _OWN_KEYS),
 )}
 
 EXCHANGE_KINDS = frozenset(name for name, kind in KINDS.items() if kind.exchanges_messages)

@@ -3,6 +3,8 @@ and the section map that ``consent/`` uses to filter a payload without knowing t
 Versions live side by side: a v2 model is registered next to its v1, and both stay accepted."""
 from __future__ import annotations
 
+import json
+
 import copy
 import types
 import typing
@@ -90,8 +92,8 @@ def _message(error: dict[str, Any]) -> str:
 def validate_payload(message_type: str, version: int, payload: Any) -> MessageContract:
     """Validate ``payload`` against its contract, or raise ContractError with JSON pointers."""
     model = model_for(message_type, version)
-    try:
-        return model.model_validate(payload)
+    try:  # strictly as JSON, like the published schemas say: no 0 for a date, no "1" for an integer
+        return model.model_validate_json(json.dumps(payload), strict=True)
     except ValidationError as exc:
         problems = [FieldProblem(_pointer(e["loc"]), _message(e)) for e in exc.errors(include_url=False)]
         raise ContractError(problems) from None

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-import yaml
 
 app = typer.Typer(help="Berichtenbox Re-integratie gateway", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -132,10 +131,10 @@ def token(oin: str, scope: Annotated[Optional[str], typer.Option(help="space-sep
 @app.command()
 def openapi() -> None:
     """Print the OpenAPI document as YAML (the committed openapi.yaml is this output)."""
-    from gateway.openapi import build
+    from gateway.openapi import build, to_yaml
     from gateway.app import create_app
 
-    typer.echo(yaml.safe_dump(build(create_app()), sort_keys=False, allow_unicode=True), nl=False)
+    typer.echo(to_yaml(build(create_app())), nl=False)
 
 
 @app.command()

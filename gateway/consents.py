@@ -77,7 +77,7 @@ def view(c: Consent) -> ConsentView:
 def _check_scope(services: Services, body: ConsentRequest) -> None:
     cat = services.catalogue
     problems = [(f"/categories/{i}", f"unknown category {c!r}") for i, c in enumerate(body.categories) if c not in cat.categories]
-    problems += [(f"/purposes/{i}", f"unknown purpose {p!r}") for i, p in enumerate(body.purposes) if p not in cat.purposes]
+    problems += [(f"/purposes/{i}", f"unknown purpose {p!r} (valid: {', '.join(sorted(cat.purposes))})") for i, p in enumerate(body.purposes) if p not in cat.purposes]
     problems += [(f"/recipientKinds/{i}", f"unknown party kind {k!r}") for i, k in enumerate(body.recipient_kinds) if k not in cat.party_kinds]
     allowed = cat.consent_givers.get(body.given_by, frozenset())
     for i, c in enumerate(body.categories):

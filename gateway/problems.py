@@ -44,6 +44,7 @@ _TYPES = [
     ProblemType("validation-failed", 422, "The request does not satisfy its contract"),
     ProblemType("unknown-recipient", 422, "A recipient is unknown or inactive"),
     ProblemType("unknown-contract", 422, "Unknown message type or contract version"),
+    ProblemType("invalid-proof", 422, "The proof of possession does not verify with the submitted key"),
     ProblemType("rate-limited", 429, "Too many requests"),
     ProblemType("internal-error", 500, "Internal error"),
     ProblemType("unavailable", 503, "A dependency is not available"),

@@ -1,7 +1,12 @@
-"""The organisation registry: organisations (OIN, kind, CBS code) and their public keys (JWK)."""
+"""The organisation registry: organisations (OIN, kind, CBS code) and their public keys (JWK).
+
+Keys are added and revoked here only, whether the operator does it (admin) or the organisation itself
+(self-service rotation: a new key proves possession of its private half; the last active key stays)."""
 from __future__ import annotations
 
+import logging
 import re
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,7 +21,8 @@ from gateway.problems import Problem, field_detail
 from gateway.schemas import Wire
 from gateway.services import Services
 
-
+log = logging.getLogger("brb.registry")
+PROOF_MAX_LIFETIME_SECONDS = 300
 
 class OrganisationRequest(Wire):
     oin: Annotated[str, Field(pattern=r"^[0-9]{20}$")]
@@ -30,11 +36,25 @@ class KeyRequest(Wire):
     jwk: dict[str, Any] = Field(description="public key as JWK (EC P-256, RSA >= 2048 bit or Ed25519) with kid")
 
 
+class OwnKeyRequest(Wire):
+    """A new key of the caller's own organisation, with proof that the caller holds its private half."""
+
+    jwk: dict[str, Any] = Field(description="the new public key as JWK (EC P-256, RSA >= 2048 bit or Ed25519) with kid")
+    proof: Annotated[str, Field(min_length=1, max_length=8192, description=(
+        "proof of possession: a compact JWT signed with the NEW private key; header kid = the new kid; claims "
+        f"iss = sub = your OIN, aud = the gateway's audience, iat, exp (at most {PROOF_MAX_LIFETIME_SECONDS} s "
+        "after iat), jti"))]
+
+
 class KeyView(Wire):
     kid: str
     alg: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+class KeyList(Wire):
+    items: list[KeyView]
 
 
 class OrganisationView(Wire):
@@ -129,7 +149,54 @@ async def _code_taken(session, body: OrganisationRequest) -> Problem | None:
     return Problem("conflict", f"{body.kind}:{body.cbs_code} is already registered as {holder.oin}") if holder else None
 
 
-async def add_key(services: Services, oin: str, jwk: dict) -> KeyView:
+def check_proof(services: Services, oin: str, jwk: dict, proof: str) -> None:
+    """The proof of possession (``OwnKeyRequest.proof``) verifies with the submitted public key, or a 422."""
+    kid, alg = check_public_jwk(jwk)
+    settings = services.settings
+
+    def refuse(why: str) -> Problem:
+        return Problem("invalid-proof", f"{why}; sign a short-lived JWT with the new private key: header kid "
+                                        f"{kid!r}, claims iss = sub = {oin}, aud = {settings.audience!r}, iat, exp, jti")
+
+    try:
+        header = jwt.get_unverified_header(proof)
+    except jwt.PyJWTError as exc:
+        raise refuse(f"the proof is not a compact JWT ({exc})") from None
+    if header.get("alg") != alg:
+        raise refuse(f"the proof is signed with {header.get('alg')!r}, the new key is an {alg} key")
+    if header.get("kid") != kid:
+        raise refuse(f"the proof's header kid is {header.get('kid')!r}, not the new key's")
+    try:
+        claims = jwt.decode(proof, jwt.PyJWK(jwk, algorithm=alg).key, algorithms=[alg], audience=settings.audience,
+                            issuer=oin, leeway=settings.clock_skew_seconds,
+                            options={"require": ["exp", "iat", "jti", "iss", "sub", "aud"]})
+    except jwt.InvalidSignatureError:
+        raise refuse("the proof's signature does not verify with the submitted JWK") from None
+    except jwt.InvalidIssuerError:
+        raise refuse("the proof's iss is not your OIN") from None
+    except jwt.InvalidAudienceError:
+        raise refuse("the proof's aud is not the gateway's audience") from None
+    except jwt.ExpiredSignatureError:
+        raise refuse(f"the proof has expired (clock skew allowed: {settings.clock_skew_seconds} s)") from None
+    except jwt.PyJWTError as exc:
+        raise refuse(f"the proof is not valid: {exc}") from None
+    if claims["sub"] != oin:
+        raise refuse("the proof's sub is not your OIN")
+    if not isinstance(claims["jti"], str) or not 8 <= len(claims["jti"]) <= 200:
+        raise refuse("the proof's jti must be a string of 8 to 200 characters")
+    if claims["exp"] - claims["iat"] > PROOF_MAX_LIFETIME_SECONDS or \
+            claims["exp"] - time.time() > PROOF_MAX_LIFETIME_SECONDS + settings.clock_skew_seconds:
+        raise refuse(f"the proof lives longer than {PROOF_MAX_LIFETIME_SECONDS} s")
+
+
+async def add_own_key(services: Services, oin: str, body: OwnKeyRequest) -> KeyView:
+    """Self-service: a key the organisation proves it holds. A replayed proof gains nothing: it can only
+    register the same kid again, which is a conflict (a kid stays taken after revocation)."""
+    check_proof(services, oin, body.jwk, body.proof)
+    return await add_key(services, oin, body.jwk, by="self")
+
+
+async def add_key(services: Services, oin: str, jwk: dict, *, by: str = "operator") -> KeyView:
     kid, alg = check_public_jwk(jwk)
     public = {k: v for k, v in jwk.items() if k in ("kty", "crv", "x", "y", "n", "e", "kid", "use", "alg")}
     try:
@@ -139,19 +206,41 @@ async def add_key(services: Services, oin: str, jwk: dict) -> KeyView:
             key = OrganisationKey(oin=oin, kid=kid, alg=alg, jwk=public, created_at=services.clock.now())
             session.add(key)
     except IntegrityError:
-        raise Problem("conflict", f"kid {kid!r} is already registered for {oin}") from None
+        raise Problem("conflict", f"kid {kid!r} is already registered for {oin}; choose a new kid") from None
+    log.info("registry.key-added", extra={"oin": oin, "kid": kid, "alg": alg, "by": by})
     return KeyView(kid=kid, alg=alg, created_at=key.created_at, revoked_at=None)
 
 
-async def revoke_key(services: Services, oin: str, kid: str) -> KeyView:
+async def revoke_key(services: Services, oin: str, kid: str, *, keep_last: bool = False, by: str = "operator") -> KeyView:
+    """Revoke a key (again: unchanged). ``keep_last``: refuse to revoke the organisation's last active key
+    (self-service would lock itself out; the operator may, e.g. after a compromise)."""
+    revoked = False
     async with services.db.write() as session:
-        key = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == oin, OrganisationKey.kid == kid))).first()
+        # the organisation's row is the lock two concurrent revocations of its last two keys meet at
+        # (PostgreSQL; SQLite's writes are serial anyway)
+        await session.exec(select(Organisation.oin).where(Organisation.oin == oin).with_for_update())
+        keys = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == oin))).all()
+        key = next((k for k in keys if k.kid == kid), None)
         if key is None:
             raise Problem("not-found", "no such key")
         if key.revoked_at is None:
+            if keep_last and not any(k.revoked_at is None for k in keys if k is not key):
+                raise Problem("conflict", f"key {kid!r} is your organisation's last active key: register its successor "
+                                          "first (POST /organisations/me/keys), sign with it, then revoke this one")
             key.revoked_at = services.clock.now()
             session.add(key)
+            revoked = True
+    if revoked:
+        log.info("registry.key-revoked", extra={"oin": oin, "kid": kid, "by": by})
     return KeyView(kid=key.kid, alg=key.alg, created_at=key.created_at, revoked_at=key.revoked_at)
+
+
+async def list_keys(services: Services, oin: str) -> KeyList:
+    """An organisation's keys, public parts only (kid, algorithm, when added and revoked)."""
+    async with services.db.read() as session:
+        keys = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == oin)
+                                   .order_by(col(OrganisationKey.id)))).all()
+    return KeyList(items=[KeyView(kid=k.kid, alg=k.alg, created_at=k.created_at, revoked_at=k.revoked_at) for k in keys])
 
 
 async def list_organisations(services: Services) -> OrganisationList:

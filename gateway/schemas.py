@@ -149,9 +149,15 @@ class MessageSummary(_Exchanged):
     deliveries: list[DeliveryStatus] = Field(description="for the sender: every recipient; for a recipient: its own")
 
 
+CURSOR_DESCRIPTION = ("where to go on from: pass as ?cursor= for the next page, or store it and ask again later for what "
+                      "arrived since (also given on the last page). Null only for an empty first page of a list that has no start.")
+HAS_MORE_DESCRIPTION = "true when more items follow now; false on the last page (the cursor still resumes there later)"
+
+
 class MessagePage(Wire):
     items: list[MessageSummary]
-    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+    next_cursor: str | None = Field(description=CURSOR_DESCRIPTION)
+    has_more: bool = Field(description=HAS_MORE_DESCRIPTION)
 
 
 class AcknowledgementRequest(Wire):

@@ -32,8 +32,10 @@ FINAL_ACKNOWLEDGEMENTS = tuple(a.value for a in Acknowledgement if a.final)
 
 
 class WebhookState(StrEnum):
-    """One event for one subscription: retried with backoff while ``pending``, then ``delivered`` or ``dead``."""
+    """One event for one subscription: retried with backoff while ``pending``, then ``delivered`` or ``dead``;
+    ``cancelled`` when the subscription was deleted before it went out."""
 
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    CANCELLED = "cancelled"

@@ -35,6 +35,7 @@ import base64
 import copy
 import functools
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -551,3 +552,14 @@ async def stay(services, orgs) -> str:
     from tests.scenario import seed_stay
 
     return await seed_stay(services)
+
+
+@pytest.fixture
+def log_lines():
+    """The gateway's JSON log lines (logger ``brb``) while the test runs (tests/support/logs.py)."""
+    from tests.support.logs import JsonLines
+
+    handler, logger = JsonLines(), logging.getLogger("brb")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)

@@ -12,6 +12,15 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "contracts" / "examples"
 BSN = "999990019"
 
 
+def _empty_inbox() -> dict:
+    from gateway.exchange.inbox import INBOX
+
+    return {"items": [], "nextCursor": INBOX.encode(INBOX.start), "hasMore": False}
+
+
+EMPTY_INBOX = _empty_inbox()  # an inbox with nothing yet still gives the cursor to poll onwards from
+
+
 def problem(r: httpx.Response, status: int, slug: str) -> dict:
     """Assert an application/problem+json answer with this status and exactly this problem type (the
     ``type`` URIs of gateway/problems.py, docs/problems.md); returns the body."""

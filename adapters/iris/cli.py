@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from adapters.client import GatewayClient, Identity
+from brb_client import GatewayClient, Identity
 from adapters.iris.sender import SCOPE, Summary, send_exports
 from adapters.iris.state import State
 

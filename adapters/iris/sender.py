@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from pydantic import ValidationError
 
-from adapters.client import GatewayClient, GatewayProblem
+from brb_client import GatewayClient, GatewayProblem
 from adapters.iris.export import IrisExport
 from adapters.iris.mapping import PlannedSend, plan
 from adapters.iris.state import State

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.client import GatewayClient, GatewayProblem, Identity
+from brb_client import GatewayClient, GatewayProblem, Identity
 from adapters.municipal.consumer import Config, Connector
 from adapters.municipal.forwarder import CaseSystem
 from adapters.municipal.reports import ReportError, send_report

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from adapters.client import GatewayClient, GatewayProblem
+from brb_client import GatewayClient, GatewayProblem
 from adapters.municipal.forwarder import CaseSystem, CaseSystemUnavailable
 from adapters.municipal.reports import sweep_drop_folder
 from adapters.municipal.store import Store, now_iso

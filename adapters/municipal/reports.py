@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from adapters.client import GatewayClient, GatewayProblem
+from brb_client import GatewayClient, GatewayProblem
 from adapters.municipal.store import Store
 from contracts.registry import ContractError, UnknownContract, validate_payload
 

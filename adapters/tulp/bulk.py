@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.client import GatewayClient
+from brb_client import GatewayClient
 from adapters.tulp.export import Export
 from adapters.tulp.sender import DEFAULT_CONCURRENCY, Summary, send_exports
 from adapters.tulp.state import State

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from adapters.client import GatewayClient, Identity
+from brb_client import GatewayClient, Identity
 from adapters.tulp.bulk import bulk as run_bulk, summary_table
 from adapters.tulp.export import load
 from adapters.tulp.generate import generate as write_generated

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 import httpx
 
-from adapters.client import GatewayClient, GatewayProblem
+from brb_client import GatewayClient, GatewayProblem
 from adapters.tulp import mapping
 from adapters.tulp.export import Detainee, Export
 from adapters.tulp.state import State

@@ -34,7 +34,7 @@ AuditQuery = Annotated[queries.AuditFilter, Depends(audit_filter)]
 
 
 @router.get("/records", summary="Audit records you may see, filtered, cursor-paged")
-async def records(
+async def list_audit_records(
     f: AuditQuery, size: PageSize, caller: Auditor, svc: Svc, cursor: Cursor = None,
 ) -> AuditPage:
     """Audit records you may see (`audit:read`: your own organisation; `audit:read-all`: all), filtered and cursor-paged. The query is itself audited."""
@@ -43,7 +43,7 @@ async def records(
 
 @router.get("/export", summary="Stream the same records as CSV or JSON lines",
             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
-async def export(
+async def export_audit_records(
     f: AuditQuery, caller: Auditor, svc: Svc,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv or jsonl")] = "jsonl",
 ) -> StreamingResponse:
@@ -56,7 +56,7 @@ async def export(
 
 @router.post("/subject-report", summary="Every processing about one person (AVG art. 15), JSON or HTML",
              responses={200: {"content": {"text/html": {}}}})
-async def subject_report(request: Request, body: SubjectIdentifiers, caller: Auditor, svc: Svc) -> SubjectReport:
+async def report_on_subject(request: Request, body: SubjectIdentifiers, caller: Auditor, svc: Svc) -> SubjectReport:
     """Every processing about one person (AVG art. 15 inzage), found by BSN or SKN in the body. JSON, or a readable HTML document with `Accept: text/html`."""
     report = await queries.subject_report(svc, caller, body, as_html="text/html" in request.headers.get("accept", ""))
     return HTMLResponse(report) if isinstance(report, str) else report
@@ -64,6 +64,6 @@ async def subject_report(request: Request, body: SubjectIdentifiers, caller: Aud
 
 @router.get("/verify", summary="Verify the hash chain, in full or from a record on",
             dependencies=[Depends(require(Scope.AUDIT_READ, Scope.AUDIT_READ_ALL, Scope.ADMIN))])
-async def verify(svc: Svc, from_seq: Seq = 1) -> VerifyReport:
+async def verify_audit_chain(svc: Svc, from_seq: Seq = 1) -> VerifyReport:
     """Walk the hash chain, in full or from `fromSeq`, and report it intact or name the first broken record and why."""
     return await queries.chain_report(svc, from_seq)

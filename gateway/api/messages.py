@@ -13,6 +13,7 @@ from gateway.exchange.acknowledge import acknowledge
 from gateway.exchange.read import read_message
 from gateway.exchange.send import send_message
 from gateway.schemas import AcknowledgementRequest, DeliveryStatus, MessagePage, MessageReceipt, MessageView, SendMessageRequest
+from gateway.openapi import problems
 
 router = APIRouter(tags=["messages"])
 Sender = caller_with(Scope.MESSAGES_SEND)
@@ -34,7 +35,9 @@ def list_filter(
 ListQuery = Annotated[listing.ListFilter, Depends(list_filter)]
 
 
-@router.post("/messages", status_code=201, summary="Send a message")
+@router.post("/messages", status_code=201, summary="Send a message", name="send_message",
+              responses=problems("exchange-not-allowed", "purpose-not-allowed", "consent-required", "recipient-not-competent", "condition-not-met",
+                                 "idempotency-conflict", "unknown-recipient", "unknown-contract"))
 async def post_message(
     body: SendMessageRequest,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
@@ -45,7 +48,7 @@ async def post_message(
 
 
 @router.get("/messages", summary="Messages you sent")
-async def sent_messages(
+async def list_sent_messages(
     f: ListQuery, size: PageSize, caller: Reader, svc: Svc,
     direction: Annotated[Literal["sent"], Query(description="only 'sent'; received messages are in /inbox")] = "sent",
     cursor: Cursor = None,
@@ -55,21 +58,23 @@ async def sent_messages(
 
 
 @router.get("/inbox", summary="Messages delivered to you")
-async def inbox(
+async def list_inbox(
     f: ListQuery, size: PageSize, caller: Reader, svc: Svc, cursor: Cursor = None,
 ) -> MessagePage:
     """Messages delivered to your organisation, oldest first, without payload. Poll onwards with `cursor`; `open=true` lists information-requests you have not answered yet."""
     return await listing.inbox(svc, caller, f, cursor, size)
 
 
-@router.get("/messages/{message_id}", summary="Read a message for a stated purpose")
+@router.get("/messages/{message_id}", summary="Read a message for a stated purpose", name="read_message",
+            responses=problems("gone", "exchange-not-allowed", "purpose-not-allowed", "consent-required", "recipient-not-competent", "condition-not-met"))
 async def get_message(message_id: MessageId, purpose: Purpose, caller: Reader, svc: Svc) -> MessageView:
     """The message with the payload as you may see it now: policy is decided again for the purpose you state and the consents in force now. Withheld sections are listed in `redactions`. 404 when you are no party; 410 after the retention purge."""
     return await read_message(svc, caller, message_id, purpose)
 
 
-@router.post("/messages/{message_id}/acknowledgements", status_code=201, summary="Acknowledge a message")
-async def post_acknowledgement(
+@router.post("/messages/{message_id}/acknowledgements", status_code=201, summary="Acknowledge a message",
+             responses=problems("forbidden", "conflict", "gone"))
+async def acknowledge_message(
     message_id: MessageId, body: AcknowledgementRequest, caller: Reader, svc: Svc,
 ) -> DeliveryStatus:
     """Tell the sender you `received`, `accepted` or `rejected` (with a reason) the message."""
@@ -77,6 +82,6 @@ async def post_acknowledgement(
 
 
 @router.get("/messages/{message_id}/deliveries", summary="Delivery, read and acknowledgement status per recipient")
-async def get_deliveries(message_id: MessageId, caller: Reader, svc: Svc) -> list[DeliveryStatus]:
+async def list_deliveries(message_id: MessageId, caller: Reader, svc: Svc) -> list[DeliveryStatus]:
     """For the sender: delivery, read, acknowledgement and reply status per recipient, with the decision and redactions."""
     return await listing.deliveries(svc, caller, message_id)

@@ -32,7 +32,7 @@ class RateLimiter:
 
 
 def require(*scopes: str) -> Callable:
-    """Any one of ``scopes`` suffices."""
+    """Any one of ``scopes`` suffices; none given: any valid token (the organisation's own, harmless views)."""
 
     async def dependency(request: Request) -> Caller:
         services = request.app.state.services
@@ -42,7 +42,10 @@ def require(*scopes: str) -> Callable:
             raise Problem("rate-limited", f"more than {services.settings.rate_limit_per_minute} requests a minute",
                           headers={"Retry-After": str(math.ceil(wait))})
         if scopes and not (caller.scopes & set(scopes)):
-            raise Problem("insufficient-scope", f"this operation needs scope {' or '.join(scopes)}")
+            raise Problem("insufficient-scope",
+                          f"this operation needs scope {' or '.join(scopes)}; the token holds "
+                          f"{caller.scope or 'no scope'} (ask for it in the token's scope claim)",
+                          headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(scopes)}"'})
         request.state.caller = caller
         return caller
 

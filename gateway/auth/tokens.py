@@ -2,7 +2,9 @@
 
 Asymmetric algorithms only; the algorithm is taken from the registered key, never from the token
 alone; ``iss`` = ``sub`` = an active OIN; ``aud``; ``exp`` at most an hour ahead; ``nbf``/``iat`` with a
-small leeway; a ``jti`` is accepted once (kept in the database, so across restarts and processes)."""
+small leeway (``clock_skew_seconds``); a ``jti`` is accepted once (kept in the database, so across restarts
+and processes); ``scope`` is one space-delimited string of scopes the organisation's kind may hold.
+docs/authentication.md is the caller's side of this."""
 from __future__ import annotations
 
 import time
@@ -14,7 +16,7 @@ from sqlalchemy import and_, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from contracts.parties import KINDS
+from contracts.parties import KINDS, Scope
 from gateway.db.models import Organisation, OrganisationKey, UsedToken
 from gateway.problems import Problem
 from gateway.services import Actor, Services
@@ -90,15 +92,18 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
             leeway=settings.clock_skew_seconds, options={"require": ["exp", "iat", "jti", "iss", "sub", "aud"]},
         )
     except jwt.ExpiredSignatureError:
-        raise _invalid("the token has expired") from None
+        raise _invalid(f"the token has expired: exp lies more than the allowed clock skew of "
+                       f"{settings.clock_skew_seconds} s in the past; mint a fresh token") from None
     except jwt.ImmatureSignatureError:
-        raise _invalid("the token is not valid yet (nbf or iat in the future)") from None
+        raise _invalid(f"the token is not valid yet: nbf or iat lies more than the allowed clock skew of "
+                       f"{settings.clock_skew_seconds} s in the future; check the sender's clock") from None
     except jwt.InvalidAudienceError:
         raise _invalid(f"wrong audience: the gateway is {settings.audience!r}") from None
     except jwt.PyJWTError as exc:
         raise _invalid(f"token rejected: {exc}") from None
     if claims["exp"] - time.time() > settings.token_max_lifetime_seconds + settings.clock_skew_seconds:
-        raise _invalid(f"exp lies more than {settings.token_max_lifetime_seconds} s ahead")
+        raise _invalid(f"exp lies more than {settings.token_max_lifetime_seconds} s ahead "
+                       f"(plus the clock skew of {settings.clock_skew_seconds} s)")
     jti = claims["jti"]
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise _invalid("jti must be a string of 8 to 200 characters")
@@ -109,14 +114,36 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
     except IntegrityError:
         raise Problem("token-replayed", "this jti was already used; mint a new token per request",
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
-    requested = claims.get("scope", "")
-    if not isinstance(requested, str):  # RFC 9068 / RFC 8693: one space-delimited string
-        raise _invalid("scope must be one space-delimited string, e.g. \"messages:send messages:read\"")
-    # callers sign their own tokens, so a scope claim is a request, not a grant: a token gets the scopes
-    # it asks for that its organisation's kind may hold (contracts/parties.py), and no others
-    kind = KINDS.get(org.kind)
-    scopes = frozenset(requested.split()) & (kind.scopes if kind else frozenset())
+    scopes = granted_scopes(org.kind, claims.get("scope", ""))
     return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)
+
+
+_JSON_TYPES = {list: "array", dict: "object", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def granted_scopes(kind_name: str, requested: object) -> frozenset[str]:
+    """The token's ``scope`` claim, all of it or nothing: callers sign their own tokens, so a scope they
+    may not hold is a mistake to report (403, naming what the kind may hold), never silently dropped."""
+    if not isinstance(requested, str):  # RFC 9068 / RFC 8693: one space-delimited string
+        raise _invalid(f"scope must be one space-delimited string, e.g. \"messages:send messages:read\", "
+                       f"not a JSON {_JSON_TYPES.get(type(requested), 'value')}")
+    kind = KINDS.get(kind_name)
+    allowed = kind.scopes if kind else frozenset()
+    asked = frozenset(requested.split())
+    refused = asked - allowed
+    if refused:
+        known = {str(s) for s in Scope}
+        unknown = sorted(refused - known)
+        parts = []
+        if refused & known:
+            parts.append(f"a {kind_name} organisation may not hold scope(s) {' '.join(sorted(refused & known))}")
+        if unknown:
+            parts.append(f"no kind may hold the unknown scope(s) {' '.join(unknown)}")
+        raise Problem("insufficient-scope",
+                      f"the token asks for what it cannot get: {', and '.join(parts)}. "
+                      f"A {kind_name} may hold: {' '.join(sorted(allowed))} (ask only for what the request needs)",
+                      headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+    return asked
 
 
 async def prune_used_tokens(services: Services) -> int:

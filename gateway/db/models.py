@@ -32,6 +32,9 @@ class Organisation(SQLModel, table=True):
     parent_oin: str | None = Field(default=None, max_length=20, description="for an auditor: the organisation it audits")
     active: bool = True
     created_at: datetime = utc_col(nullable=False)
+    # the last inbox position handed to a delivery for this organisation (migration 0005): taken by a
+    # conditional UPDATE in the send transaction, so positions are given out in commit order per recipient
+    inbox_position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class OrganisationKey(SQLModel, table=True):
@@ -122,6 +125,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("message_id", "recipient_oin"),
         Index("ix_deliveries_recipient_created", "recipient_oin", "created_at"),
+        # the resumable inbox (migration 0005): a recipient's deliveries in the order they committed
+        Index("ux_deliveries_inbox_position", "recipient_oin", "inbox_position", unique=True),
         # retention (migration 0004): only copies not yet purged, so the due-query does not wade through history
         Index("ix_deliveries_purge_open", "purge_due_at",
               postgresql_where=text("purged_at IS NULL"), sqlite_where=text("purged_at IS NULL")),
@@ -130,6 +135,7 @@ class Delivery(SQLModel, table=True):
     message_id: str = Field(foreign_key="messages.id", max_length=36, index=True)
     recipient_oin: str = Field(max_length=20)
     recipient_kind: str = Field(max_length=20)
+    inbox_position: int = Field(sa_column=Column(BigInteger, nullable=False))
     status: str = Field(max_length=20, description="delivered | read | received | accepted | rejected | purged")
     decision: dict = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = utc_col(nullable=False)
@@ -244,6 +250,8 @@ class Subscription(SQLModel, table=True):
     oin: str = Field(max_length=20, index=True)
     callback_url: str = Field(max_length=2000)
     event_types: list = json_col()
+    message_types: list | None = Field(default=None, sa_column=Column(JSON, nullable=True),
+                                       description="only events about these message types; NULL: all (migration 0005)")
     secret_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     secret_wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     secret_key_id: str = Field(max_length=40)

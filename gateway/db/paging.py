@@ -1,5 +1,7 @@
 """Keyset pagination, one way for every list: rows in the ascending order of a few columns (the last one
-unique), a page of ``size`` rows after a cursor, and the cursor of the next page.
+unique), a page of ``size`` rows after a cursor, and the cursor to go on from: after the last row given,
+also on the last page, so a poller resumes there later and gets only what arrived since (``hasMore``
+says whether more rows follow now).
 
 A cursor is opaque to callers: base64url (no padding) of ``{"v":1,"list":<list name>,"after":[<key>]}``,
 the ordering key of the last row given out. It is decoded strictly: the list's name must match (a cursor
@@ -92,12 +94,20 @@ INT, BIGINT, UUID, INSTANT = Integer(MAX_INT), Integer(MAX_BIGINT), Uuid(), Inst
 @dataclass(frozen=True)
 class Page(Generic[Row]):
     rows: list[Row]
-    next_key: tuple | None  # the key of the last row given, when more rows follow; None: the last page
+    position: tuple | None  # the key of the last row given; on an empty page, where the caller stood
+    has_more: bool  # more rows follow now; when False, the cursor still resumes here later
     keyset: Keyset
 
     @property
+    def next_key(self) -> tuple | None:
+        """The key to page on from while more rows follow now; None on the last page."""
+        return self.position if self.has_more else None
+
+    @property
     def next_cursor(self) -> str | None:
-        return None if self.next_key is None else self.keyset.encode(self.next_key)
+        """Where to resume: after the last row given, also on the last page (a poller stores it and asks
+        again later for what arrived since). None only for an empty first page of a list without a start."""
+        return None if self.position is None else self.keyset.encode(self.position)
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class Keyset:
 
     name: str
     keys: tuple[tuple[Any, Kind], ...]
+    start: tuple | None = None  # the key before every row, if there is one: an empty first page still gives a cursor
 
     def encode(self, after: Sequence[Any]) -> str:
         values = [kind.dump(v) for (_column, kind), v in zip(self.keys, after, strict=True)]
@@ -158,6 +169,7 @@ class Keyset:
         if after is not None:
             query = query.where(self.after(after))
         rows = list((await session.exec(query.order_by(*(c for c, _k in self.keys)).limit(size + 1))).all())
-        if len(rows) <= size:
-            return Page(rows, None, self)
-        return Page(rows[:size], self.key_of(rows[size - 1]), self)
+        has_more = len(rows) > size
+        rows = rows[:size]
+        position = self.key_of(rows[-1]) if rows else (after if after is not None else self.start)
+        return Page(rows, position, has_more, self)

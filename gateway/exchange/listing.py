@@ -11,15 +11,14 @@ from contracts.information_request import INFORMATION_REQUEST
 from gateway.auth.tokens import Caller
 from gateway.db.filters import equals, in_range, narrowed
 from gateway.db.models import Delivery, Message
-from gateway.db.paging import INSTANT, INT, UUID, Keyset
+from gateway.db.paging import INSTANT, UUID, Keyset
+from gateway.exchange.inbox import INBOX
 from gateway.exchange.read import load_visible
 from gateway.exchange.views import delivery_status, message_summary
 from gateway.problems import Problem
 from gateway.schemas import DeliveryStatus, MessagePage
 from gateway.services import Services
 
-# oldest first; all deliveries of one message share its time, the id orders them
-INBOX = Keyset("inbox", ((Delivery.created_at, INSTANT), (Delivery.id, INT)))
 SENT = Keyset("sent", ((Message.created_at, INSTANT), (Message.id, UUID)))
 
 
@@ -48,7 +47,7 @@ async def inbox(services: Services, caller: Caller, f: ListFilter, cursor: str |
     async with services.db.read() as session:
         page = await INBOX.page(session, query, after, size)
     items = [message_summary(m, [d], services.keyring) for d, m in page.rows]
-    return MessagePage(items=items, next_cursor=page.next_cursor)
+    return MessagePage(items=items, next_cursor=page.next_cursor, has_more=page.has_more)
 
 
 async def sent(services: Services, caller: Caller, f: ListFilter, cursor: str | None, size: int) -> MessagePage:
@@ -70,7 +69,7 @@ async def sent(services: Services, caller: Caller, f: ListFilter, cursor: str | 
     for d in deliveries:
         by_message.setdefault(d.message_id, []).append(d)
     items = [message_summary(m, by_message.get(m.id, []), services.keyring) for m in messages]
-    return MessagePage(items=items, next_cursor=page.next_cursor)
+    return MessagePage(items=items, next_cursor=page.next_cursor, has_more=page.has_more)
 
 
 async def deliveries(services: Services, caller: Caller, message_id: str) -> list[DeliveryStatus]:

@@ -29,7 +29,7 @@ from contracts.registry import UnknownContract
 from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
 from gateway.db.models import PAYLOAD, Delivery, IdempotencyKey, Message, Organisation, SubjectRecord
-from gateway.exchange import competence, policy, retention
+from gateway.exchange import competence, inbox, policy, retention
 from gateway.exchange.recipients import resolve
 from gateway.exchange.subjects import ensure_subject, subject_for
 from gateway.exchange.views import delivery_status
@@ -173,10 +173,12 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
     uow.audit(Activity.SEND, "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,
               detail=f"{body.type} v{body.version} to {len(snapshot.recipients)} recipient(s)")
     deliveries = []
+    positions = await inbox.take_positions(uow.session, [org.oin for org in snapshot.recipients])
     for org in snapshot.recipients:
         decision = outcome.decisions[org.oin]
         delivery = Delivery(
-            message_id=message_id, recipient_oin=org.oin, recipient_kind=org.kind, status=DeliveryState.DELIVERED,
+            message_id=message_id, recipient_oin=org.oin, recipient_kind=org.kind, inbox_position=positions[org.oin],
+            status=DeliveryState.DELIVERED,
             decision=policy.stored(decision), created_at=uow.now,
             purge_due_at=retention.delivery_purge_due(settings, org.kind, uow.now, known_release),
         )

@@ -21,7 +21,7 @@ CE_SOURCE = "urn:nl:brb:gateway"
 
 @dataclass(frozen=True)
 class EventType:
-    stream: Literal["events", "audit"]
+    stream: Literal["events", "audit", "direct"]  # direct: sent to one callback at once, never through Kafka
     description: str
 
 
@@ -37,7 +37,7 @@ class Event:
 EVENT_TYPES: dict[str, EventType] = {}
 
 
-def event_type(name: str, stream: Literal["events", "audit"], description: str):
+def event_type(name: str, stream: Literal["events", "audit", "direct"], description: str):
     """Declare an event type; the decorated function returns (key, data) and is called as ``name(...) -> Event``."""
     EVENT_TYPES[name] = EventType(stream, description)
 
@@ -117,6 +117,11 @@ def audit_recorded(row: dict) -> tuple[str, dict]:
 @event_type("audit.checkpoint", "audit", "a signed checkpoint of the audit chain: its head seq and hash")
 def audit_checkpoint(checkpoint: dict) -> tuple[str, dict]:
     return SYSTEM_OIN, {**checkpoint, "parties": []}
+
+
+@event_type("webhook.ping", "direct", "a test event a subscriber asked for (POST /subscriptions/{id}/ping), sent at once to its callback")
+def webhook_ping(subscription_id: str, oin: str) -> tuple[str, dict]:
+    return subscription_id, {"subscriptionId": subscription_id, "parties": [oin]}
 
 
 _FORBIDDEN_KEYS = {"bsn", "payload", "name", "skn", "dateOfBirth"}

@@ -1,11 +1,14 @@
 """The webhook dispatcher.
 
 1. A Kafka consumer in group ``<prefix>-webhooks`` (``brb-webhooks``) turns each event into one pending
-   delivery per matching subscription (only organisations the event concerns: ``data.parties``), then
-   commits its offset. A redelivered event adds nothing (unique subscription + event id).
+   delivery per matching subscription (only organisations the event concerns: ``data.parties``; only the
+   event types it names; and, when it names message types, only events about those or about no message),
+   then commits its offset. A redelivered event adds nothing (unique subscription + event id).
 2. A sender posts pending deliveries, signed (Standard Webhooks: ``webhook-id`` = event id,
    ``webhook-timestamp``, ``webhook-signature``), retrying with exponential backoff and jitter; after
-   ``webhook_max_attempts`` failures a delivery becomes a dead letter an admin can replay.
+   ``webhook_max_attempts`` failures a delivery becomes a dead letter that the subscriber (or an admin) can
+   replay. Every failed attempt and every dead letter is logged (``webhook.attempt-failed``,
+   ``webhook.dead-lettered``: subscription, event, attempt, error; never the body).
 3. A record that is no CloudEvent of the gateway names no subscription, so it cannot be a dead letter: it
    is logged (``webhook.unreadable-record`` with topic, partition and offset, never its bytes), counted
    (``brb_webhook_unreadable_records_total``, alert on it) and committed past; Kafka keeps it for its
@@ -22,17 +25,18 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
-from standardwebhooks import Webhook
 
 from gateway.backoff import exponential_jitter
 from gateway.db.dialect import insert_ignoring_duplicates
 from gateway.db.models import Subscription, WebhookDelivery
+from gateway.logs import bound
 from gateway.metrics import WEBHOOK_ATTEMPTS
 from gateway.outbox.cloudevent import from_kafka
 from gateway.outbox.events import CE_TYPE_PREFIX
 from gateway.services import Services
 from gateway.statuses import WebhookState
-from gateway.webhooks.subscriptions import non_public_address, secret_of
+from gateway.webhooks.calls import call
+from gateway.webhooks.subscriptions import secret_of
 from gateway.workers import wait_or_stop
 
 log = logging.getLogger("brb.dispatcher")
@@ -47,12 +51,22 @@ def group_for(topic_prefix: str) -> str:
     return f"{topic_prefix}-webhooks"
 
 
-async def enqueue(services: Services, event_id: str, event_type: str, parties: list[str], body: str) -> int:
-    """Pending deliveries for every live subscription of a party that wants this type."""
+def wants(sub: Subscription, event_type: str, message_type: str | None) -> bool:
+    """A subscription wants an event of a type it names; with a message-type filter, only an event about
+    one of those message types, or about no message at all (a consent event): the filter narrows message
+    events, it never hides a consent withdrawal from a subscription that asked for them."""
+    if event_type not in sub.event_types:
+        return False
+    return sub.message_types is None or message_type is None or message_type in sub.message_types
+
+
+async def enqueue(services: Services, event_id: str, event_type: str, parties: list[str], body: str,
+                  message_type: str | None = None) -> int:
+    """Pending deliveries for every live subscription of a party that wants this event (``wants``)."""
     async with services.db.write() as session:
         subs = (await session.exec(select(Subscription).where(
             col(Subscription.oin).in_(parties), Subscription.deleted_at.is_(None)))).all()
-        wanted = [s for s in subs if event_type in s.event_types]
+        wanted = [s for s in subs if wants(s, event_type, message_type)]
         now = services.clock.now()
         for sub in wanted:
             await session.exec(insert_ignoring_duplicates(session, WebhookDelivery).values(
@@ -108,21 +122,22 @@ class Dispatcher:
         """Pending deliveries for one record; a record that is no CloudEvent of ours is logged (never its
         body), counted and passed over, so it cannot stop the events after it."""
         try:
-            event_id, event_type, parties = _readable(record.value, record.key)
+            event_id, event_type, parties, message_type = _readable(record.value, record.key)
         except Exception as exc:  # noqa: BLE001 - whatever the bytes are, they are not an event
             UNREADABLE_RECORDS.inc()
             log.error("webhook.unreadable-record", extra={
                 "topic": record.topic, "partition": record.partition, "offset": record.offset,
                 "exc_type": exc.__class__.__name__, "size_bytes": len(record.value or b"")})
             return
-        await enqueue(self.services, event_id, event_type, parties, record.value.decode())
+        await enqueue(self.services, event_id, event_type, parties, record.value.decode(), message_type)
 
     async def _claim_due(self, limit: int = 50) -> list[tuple[WebhookDelivery, Subscription]]:
         async with self.services.db.write() as session:
             now = self.services.clock.now()
             rows = (await session.exec(
                 select(WebhookDelivery, Subscription).join(Subscription, Subscription.id == WebhookDelivery.subscription_id)
-                .where(WebhookDelivery.status == WebhookState.PENDING, WebhookDelivery.next_attempt_at <= now)
+                .where(WebhookDelivery.status == WebhookState.PENDING, WebhookDelivery.next_attempt_at <= now,
+                       Subscription.deleted_at.is_(None))
                 .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id)).limit(limit)
                 .with_for_update(skip_locked=True, of=WebhookDelivery)
             )).all()
@@ -133,22 +148,9 @@ class Dispatcher:
         return list(rows)
 
     async def _attempt(self, delivery: WebhookDelivery, sub: Subscription) -> None:
-        now = self.services.clock.now()
-        webhook = Webhook(secret_of(self.services, sub))
-        headers = {
-            "webhook-id": delivery.event_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": webhook.sign(delivery.event_id, now, delivery.body),
-            "content-type": "application/cloudevents+json",
-        }
-        error = await self._refused_target(sub.callback_url)
-        if error is None:
-            try:
-                response = await self.client.post(sub.callback_url, content=delivery.body.encode(), headers=headers)
-                if not 200 <= response.status_code < 300:
-                    error = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                error = f"{exc.__class__.__name__}: {exc}"[:500]
+        outcome = await call(self.services, self.client, sub.callback_url, secret_of(self.services, sub),
+                             delivery.event_id, delivery.body)
+        error, retry_in = outcome.error, None
         async with self.services.db.write() as session:
             row = await session.get(WebhookDelivery, delivery.id)
             row.attempts += 1
@@ -160,18 +162,13 @@ class Dispatcher:
                 WEBHOOK_ATTEMPTS.labels(WebhookState.DEAD).inc()
             else:
                 row.last_error = error
-                row.next_attempt_at = self.services.clock.now() + timedelta(seconds=self._wait(row.attempts))
+                retry_in = self._wait(row.attempts)
+                row.next_attempt_at = self.services.clock.now() + timedelta(seconds=retry_in)
                 WEBHOOK_ATTEMPTS.labels("failed").inc()
             session.add(row)
-
-    async def _refused_target(self, url: str) -> str | None:
-        """Resolve again before each attempt: a name that was public at subscription time may point
-        into our own network now (DNS rebinding). Then nothing is sent."""
-        settings = self.services.settings
-        if settings.allow_insecure_loopback_webhooks:
-            return None
-        found = await non_public_address(url, settings.webhook_timeout_seconds)
-        return None if found is None else f"target resolves to a private address ({found})"
+            attempts, status = row.attempts, row.status
+        if error is not None:
+            _log_failure(delivery, sub, attempts, status, error, retry_in)
 
     async def send_due(self) -> int:
         due = await self._claim_due()
@@ -209,8 +206,23 @@ class Dispatcher:
             await self.client.aclose()
 
 
-def _readable(value: bytes | None, key: bytes | None) -> tuple[str, str, list[str]]:
-    """(event id, event type, parties) of a structured CloudEvent; raises when the record is none."""
+def _log_failure(delivery: WebhookDelivery, sub: Subscription, attempt: int, status: str, error: str,
+                 retry_in: float | None) -> None:
+    """One line per failed attempt, and one more when it made the delivery a dead letter: ids, the
+    attempt and the error (a status line or a connection error), never the body."""
+    with bound(subscription_id=sub.id, subscriber_oin=sub.oin, event_id=delivery.event_id,
+               event_type=delivery.event_type, delivery_id=delivery.id):
+        if status == WebhookState.DEAD:
+            log.warning("webhook.attempt-failed", extra={"attempt": attempt, "error": error, "final": True})
+            log.error("webhook.dead-lettered", extra={"attempts": attempt, "error": error})
+        else:
+            log.warning("webhook.attempt-failed", extra={"attempt": attempt, "error": error, "final": False,
+                                                         "retry_in_seconds": round(retry_in, 2)})
+
+
+def _readable(value: bytes | None, key: bytes | None) -> tuple[str, str, list[str], str | None]:
+    """(event id, event type, parties, message type or None) of a structured CloudEvent; raises when the
+    record is none."""
     event = from_kafka(value, key)
     data = event.get_data()
     data = {} if data is None else data
@@ -219,5 +231,7 @@ def _readable(value: bytes | None, key: bytes | None) -> tuple[str, str, list[st
     parties = data.get("parties", [])
     if not isinstance(parties, list) or not all(isinstance(p, str) for p in parties):
         raise ValueError("data.parties is not a list of OINs")
-    return event.get_id(), event.get_type().removeprefix(CE_TYPE_PREFIX), parties
+    message_type = data.get("messageType")
+    message_type = message_type if isinstance(message_type, str) else None
+    return event.get_id(), event.get_type().removeprefix(CE_TYPE_PREFIX), parties, message_type
 

@@ -16,8 +16,10 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field
+from sqlalchemy import update
 from sqlmodel import col, select
 
+from contracts.registry import MESSAGE_TYPES
 from gateway.auth.tokens import Caller
 from gateway.crypto import Sealed
 from gateway.db.models import Subscription, WebhookDelivery
@@ -28,11 +30,16 @@ from gateway.services import Services
 from gateway.statuses import WebhookState
 
 SUBSCRIBABLE = sorted(t for t, spec in EVENT_TYPES.items() if spec.stream == "events")
+# a message type of the contract registry; the OpenAPI document lists them (checked in ``_check``)
+MessageTypeName = Annotated[str, Field(max_length=40, json_schema_extra={"enum": sorted(MESSAGE_TYPES)})]
+MESSAGE_TYPES_DESCRIPTION = ("only events about these message types (and events about no message, such as consent "
+                             "events); left out or null: every message type")
 
 
 class SubscriptionRequest(Wire):
     callback_url: Annotated[str, Field(max_length=2000)]
     event_types: Annotated[list[str], Field(min_length=1, max_length=20, description=f"any of {', '.join(SUBSCRIBABLE)}")]
+    message_types: Annotated[list[MessageTypeName], Field(min_length=1, max_length=20, description=MESSAGE_TYPES_DESCRIPTION)] | None = None
     secret: Annotated[str, Field(description="Standard Webhooks secret 'whsec_<base64>' of at least 24 bytes; generated when left out")] | None = None
 
 
@@ -40,6 +47,7 @@ class SubscriptionView(Wire):
     id: str
     callback_url: str
     event_types: list[str]
+    message_types: list[str] | None = Field(None, description=MESSAGE_TYPES_DESCRIPTION)
     created_at: datetime
     secret: str | None = Field(None, description="only in the answer that created it, and only when the gateway generated it")
 
@@ -88,6 +96,8 @@ def _check(services: Services, body: SubscriptionRequest) -> bytes:
     elif url.scheme not in ("https", "http") or not url.hostname:
         problems.append(("/callbackUrl", "not an absolute https URL"))
     problems += [(f"/eventTypes/{i}", f"unknown event type {t!r}") for i, t in enumerate(body.event_types) if t not in SUBSCRIBABLE]
+    problems += [(f"/messageTypes/{i}", f"unknown message type {t!r} (one of {', '.join(sorted(MESSAGE_TYPES))})")
+                 for i, t in enumerate(body.message_types or []) if t not in MESSAGE_TYPES]
     secret = b""
     if body.secret is not None:
         try:
@@ -164,10 +174,11 @@ async def create(services: Services, caller: Caller, body: SubscriptionRequest) 
     sealed = services.keyring.seal(secret, aad=sub_id.encode())
     async with services.db.write() as session:
         sub = Subscription(id=sub_id, oin=caller.oin, callback_url=body.callback_url, event_types=sorted(set(body.event_types)),
+                           message_types=None if body.message_types is None else sorted(set(body.message_types)),
                            secret_ciphertext=sealed.ciphertext, secret_wrapped_key=sealed.wrapped_key,
                            secret_key_id=sealed.key_id, created_at=services.clock.now())
         session.add(sub)
-    view = SubscriptionView(id=sub.id, callback_url=sub.callback_url, event_types=sub.event_types, created_at=sub.created_at)
+    view = view_of(sub)
     if generated:
         view.secret = "whsec_" + base64.b64encode(secret).decode()
     return view
@@ -177,17 +188,31 @@ async def list_own(services: Services, caller: Caller) -> SubscriptionList:
     async with services.db.read() as session:
         rows = (await session.exec(select(Subscription).where(Subscription.oin == caller.oin, Subscription.deleted_at.is_(None))
                                    .order_by(col(Subscription.created_at)))).all()
-    return SubscriptionList(items=[SubscriptionView(id=s.id, callback_url=s.callback_url, event_types=s.event_types,
-                                                    created_at=s.created_at) for s in rows])
+    return SubscriptionList(items=[view_of(s) for s in rows])
+
+
+def view_of(sub: Subscription) -> SubscriptionView:
+    return SubscriptionView(id=sub.id, callback_url=sub.callback_url, event_types=sub.event_types,
+                            message_types=sub.message_types, created_at=sub.created_at)
+
+
+async def own_subscription(session, caller: Caller, sub_id: str) -> Subscription:
+    """The caller's live subscription; another organisation's, a deleted or an unknown one is a 404."""
+    sub = await session.get(Subscription, sub_id)
+    if sub is None or sub.oin != caller.oin or sub.deleted_at is not None:
+        raise Problem("not-found", "no such subscription")
+    return sub
 
 
 async def delete(services: Services, caller: Caller, sub_id: str) -> None:
     async with services.db.write() as session:
-        sub = await session.get(Subscription, sub_id)
-        if sub is None or sub.oin != caller.oin or sub.deleted_at is not None:
-            raise Problem("not-found", "no such subscription")
+        sub = await own_subscription(session, caller, sub_id)
         sub.deleted_at = services.clock.now()
         session.add(sub)
+        # what had not gone out yet does not go out any more (in the same transaction)
+        await session.exec(update(WebhookDelivery).where(
+            WebhookDelivery.subscription_id == sub.id, WebhookDelivery.status == WebhookState.PENDING,
+        ).values(status=WebhookState.CANCELLED))
 
 
 async def dead_letters(services: Services) -> DeadLetterList:
@@ -198,10 +223,16 @@ async def dead_letters(services: Services) -> DeadLetterList:
 
 
 async def replay(services: Services, dead_letter_id: int) -> DeadLetter:
+    """The operator's replay of any dead letter."""
     async with services.db.write() as session:
         row = await session.get(WebhookDelivery, dead_letter_id)
         if row is None or row.status != WebhookState.DEAD:
             raise Problem("not-found", "no such dead letter")
-        row.status, row.attempts, row.next_attempt_at, row.last_error = WebhookState.PENDING, 0, services.clock.now(), None
+        requeue(services, row)
         session.add(row)
         return DeadLetter.model_validate(row, from_attributes=True)
+
+
+def requeue(services: Services, row: WebhookDelivery) -> None:
+    """A dead letter pending again, due now, with a fresh count of attempts (the one way to replay)."""
+    row.status, row.attempts, row.next_attempt_at, row.last_error = WebhookState.PENDING, 0, services.clock.now(), None

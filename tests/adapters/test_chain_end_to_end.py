@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from adapters.client import GatewayClient
+from brb_client import GatewayClient
 from adapters.tulp import export
 from adapters.tulp.sender import send_exports
 from adapters.tulp.state import State

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from adapters.client import GatewayClient, GatewayProblem, Identity
+from brb_client import GatewayClient, GatewayProblem, Identity
 from adapters.iris.sender import SCOPE, send_exports
 from adapters.iris.state import State
 from tests.scenario import seed_stay

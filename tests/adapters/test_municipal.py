@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from sqlmodel import select
 
-from adapters.client import GatewayClient, Identity
+from brb_client import GatewayClient, Identity
 from adapters.municipal.consumer import Config, Connector
 from adapters.municipal.forwarder import CaseSystem
 from adapters.municipal.store import Store

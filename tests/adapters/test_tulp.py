@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.client import GatewayClient, Identity
+from brb_client import GatewayClient, Identity
 from adapters.tulp import export, mapping
 from adapters.tulp.sender import send_exports
 from adapters.tulp.state import State

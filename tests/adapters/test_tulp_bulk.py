@@ -12,7 +12,7 @@ import time
 import pytest
 from rich.console import Console
 
-from adapters.client import GatewayClient, Identity
+from brb_client import GatewayClient, Identity
 from adapters.tulp import export, mapping
 from adapters.tulp.bulk import bulk
 from adapters.tulp.generate import generate

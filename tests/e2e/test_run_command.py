@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway import API_VERSION
 from gateway.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_run_command_serves_ready_within_60_s_and_a_cli_token_is_accepted(tmp_pa
 
         token = brb_token(tmp_path, AMSTERDAM)
         inbox = httpx.get(f"{base}/api/v1/inbox", headers={"Authorization": f"Bearer {token}"})
-        assert inbox.status_code == 200 and inbox.headers["api-version"] == "1.0.0"
+        assert inbox.status_code == 200 and inbox.headers["api-version"] == API_VERSION
 
         # the README's order: the detention-notice establishes Amsterdam as competent, then the plan goes there
         notice = json.loads((ROOT / "contracts/examples/detention-notice/valid-full.json").read_text())

@@ -66,6 +66,12 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, 
     sub = (await call("POST", "/subscriptions", orgs.amsterdam, json={"callbackUrl": "https://connector.example/brb",
            "eventTypes": ["message.delivered"]})).json()
     await call("GET", "/subscriptions", orgs.amsterdam)
+    await call("GET", "/subscriptions/{subscription_id}/deliveries", orgs.amsterdam, f"/subscriptions/{sub['id']}/deliveries")
+    await call("POST", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay", orgs.amsterdam,
+               f"/subscriptions/{sub['id']}/deliveries/1/replay")
+    closed = (await call("POST", "/subscriptions", orgs.amsterdam, json={"callbackUrl": "http://127.0.0.1:9/brb",
+              "eventTypes": ["message.delivered"]})).json()
+    await call("POST", "/subscriptions/{subscription_id}/ping", orgs.amsterdam, f"/subscriptions/{closed['id']}/ping")
     await call("DELETE", "/subscriptions/{subscription_id}", orgs.amsterdam, f"/subscriptions/{sub['id']}")
     await call("GET", "/webhook-dead-letters", orgs.operator)
     await call("POST", "/webhook-dead-letters/{dead_letter_id}/replay", orgs.operator, "/webhook-dead-letters/1/replay")
@@ -77,10 +83,18 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, 
     await call("POST", "/organisations/{oin}/keys", orgs.operator, "/organisations/00000001009990344000/keys",
                json={"jwk": new_key_pair("utrecht-1")[1]})
     await call("POST", "/organisations/{oin}/keys/{kid}/revocation", orgs.operator, "/organisations/00000001009990344000/keys/utrecht-1/revocation")
+    from brb_client import Identity, public_part
+
+    rotated = new_key_pair("amsterdam-rotated")[0]
+    proof = Identity(orgs.amsterdam.oin, rotated, "keys:write", orgs.amsterdam.audience).proof_of_possession()
+    await call("GET", "/organisations/me/keys", orgs.amsterdam)
+    await call("POST", "/organisations/me/keys", orgs.amsterdam, json={"jwk": public_part(rotated), "proof": proof})
+    await call("POST", "/organisations/me/keys/{kid}/revocation", orgs.amsterdam, "/organisations/me/keys/amsterdam-rotated/revocation")
 
     documented = {(method, path) for path, item in COMMITTED["paths"].items() for method in item}
     assert set(seen) == documented
-    assert {k: v for k, v in seen.items() if not 200 <= v < 300} == {("post", "/webhook-dead-letters/{dead_letter_id}/replay"): 404}
+    assert {k: v for k, v in seen.items() if not 200 <= v < 300} == {("post", "/webhook-dead-letters/{dead_letter_id}/replay"): 404,
+                                                                   ("post", "/subscriptions/{subscription_id}/deliveries/{delivery_id}/replay"): 404}
     for path in ("/health/live", "/health/ready", "/metrics", "/api/v1/nowhere"):
         assert (await client.get(path)).headers["api-version"] == API_VERSION
 

@@ -16,6 +16,7 @@ from gateway.app import create_app
 from gateway.auth.mint import mint, new_key_pair
 from gateway.problems import PROBLEM_BASE
 from gateway.services import Services
+from tests.scenario import EMPTY_INBOX
 
 INBOX = "/api/v1/inbox"
 sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -52,7 +53,7 @@ def assert_problem(r, status, slug):
 @sqlite_only
 async def test_a_valid_token_is_accepted(client, orgs):
     r = await call(client, signed(orgs.amsterdam))
-    assert r.status_code == 200 and r.json() == {"items": [], "nextCursor": None}
+    assert r.status_code == 200 and r.json() == EMPTY_INBOX
 
 
 @sqlite_only
@@ -79,24 +80,36 @@ async def test_hs256_signed_with_the_public_key_is_rejected(client, orgs):
 
 
 @sqlite_only
-async def test_expired_token_is_rejected(client, orgs):
+async def test_expired_token_is_rejected_naming_the_leeway(client, orgs):
     now = int(time.time())
     r = await call(client, signed(orgs.amsterdam, iat=now - 900, exp=now - 300))
     assert_problem(r, 401, "invalid-token")
-    assert "expired" in r.json()["detail"]
+    assert "expired" in r.json()["detail"] and "clock skew of 60 s" in r.json()["detail"]
 
 
 @sqlite_only
-async def test_nbf_in_the_future_is_rejected(client, orgs):
-    r = await call(client, signed(orgs.amsterdam, nbf=int(time.time()) + 600))
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+async def test_nbf_or_iat_in_the_future_is_rejected_naming_the_leeway(client, orgs, claim):
+    now = int(time.time())
+    r = await call(client, signed(orgs.amsterdam, **{claim: now + 600, "exp": now + 900}))
     assert_problem(r, 401, "invalid-token")
-    assert "not valid yet" in r.json()["detail"]
+    assert "not valid yet" in r.json()["detail"] and "clock skew of 60 s" in r.json()["detail"]
+
+
+@sqlite_only
+async def test_clocks_off_by_less_than_the_leeway_are_tolerated(client, orgs):
+    """60 s of clock skew (BRB_CLOCK_SKEW_SECONDS, docs/authentication.md): a sender's clock 20 s ahead
+    or behind still gets in (20 s: far enough inside the leeway for a slow test machine)."""
+    now = int(time.time())
+    assert (await call(client, signed(orgs.amsterdam, iat=now + 20, nbf=now + 20, exp=now + 300))).status_code == 200
+    assert (await call(client, signed(orgs.amsterdam, iat=now - 300, exp=now - 20))).status_code == 200
 
 
 @sqlite_only
 async def test_exp_more_than_an_hour_ahead_is_rejected(client, orgs):
     r = await call(client, signed(orgs.amsterdam, exp=int(time.time()) + 2 * 3600))
     assert_problem(r, 401, "invalid-token")
+    assert "3600 s ahead" in r.json()["detail"]
 
 
 @sqlite_only
@@ -160,15 +173,44 @@ async def test_replayed_jti_is_rejected_after_a_gateway_restart(services, orgs):
 
 
 @sqlite_only
-async def test_missing_scope_is_forbidden(client, orgs):
-    assert_problem(await call(client, signed(orgs.amsterdam, scope="consents:read")), 403, "insufficient-scope")
+async def test_missing_scope_is_forbidden_naming_the_scope_needed(client, orgs):
+    r = await call(client, signed(orgs.amsterdam, scope="consents:read"))
+    assert_problem(r, 403, "insufficient-scope")
+    assert "needs scope messages:read" in r.json()["detail"] and "holds consents:read" in r.json()["detail"]
 
 
 @sqlite_only
-async def test_a_scope_the_organisation_kind_may_not_hold_is_not_granted(client, orgs):
-    token = signed(orgs.amsterdam, scope="messages:read audit:read-all admin")
-    r = await client.get("/api/v1/audit/records", headers={"Authorization": f"Bearer {token}"})
+async def test_a_scope_the_organisation_kind_may_not_hold_is_refused_naming_it(client, orgs):
+    """Not silently dropped: refused on any route, even one whose own scope the token holds."""
+    r = await call(client, signed(orgs.amsterdam, scope="messages:read audit:read-all admin"))
     assert_problem(r, 403, "insufficient-scope")
+    detail = r.json()["detail"]
+    assert "a municipality organisation may not hold scope(s) admin audit:read-all" in detail
+    assert "A municipality may hold: consents:read keys:write messages:read messages:send subscriptions:write" in detail
+
+
+@sqlite_only
+async def test_an_unknown_scope_is_refused_naming_it(client, orgs):
+    r = await call(client, signed(orgs.vught, scope="messages:read messages:delete"))
+    assert_problem(r, 403, "insufficient-scope")
+    assert "unknown scope(s) messages:delete" in r.json()["detail"]
+
+
+@sqlite_only
+@pytest.mark.parametrize("scope, json_type", [(["messages:read"], "array"), ({"messages:read": True}, "object"), (1, "number")])
+async def test_a_scope_claim_that_is_not_one_string_is_an_invalid_token_saying_so(client, orgs, scope, json_type):
+    r = await call(client, signed(orgs.amsterdam, scope=scope))
+    assert_problem(r, 401, "invalid-token")
+    assert "scope must be one space-delimited string" in r.json()["detail"]
+    assert f"not a JSON {json_type}" in r.json()["detail"]
+
+
+@sqlite_only
+async def test_the_kind_of_every_demo_organisation_holds_what_its_default_scope_asks_for(client, orgs):
+    """What demo tokens, the CLI (`brb token`) and the tests ask for by default is grantable: no 403."""
+    for org in orgs.by_name.values():
+        r = await client.get("/api/v1/organisations/me/keys", headers=org.headers())
+        assert r.status_code == 200, f"{org.name}: {r.text}"
 
 
 @sqlite_only
@@ -182,3 +224,65 @@ async def test_malformed_authorization_header_is_rejected(client, header):
 @sqlite_only
 async def test_missing_jti_is_rejected(client, orgs):
     assert_problem(await call(client, signed(orgs.amsterdam, jti=None)), 401, "invalid-token")
+
+
+@sqlite_only
+@pytest.mark.parametrize("jti", ["short", "x" * 201])
+async def test_a_jti_outside_8_to_200_characters_is_rejected(client, orgs, jti):
+    r = await call(client, signed(orgs.amsterdam, jti=jti))
+    assert_problem(r, 401, "invalid-token")
+    assert "8 to 200 characters" in r.json()["detail"]
+
+
+@sqlite_only
+@pytest.mark.parametrize("claim", ["exp", "iat", "aud"])
+async def test_a_missing_required_claim_is_rejected(client, orgs, claim):
+    r = await call(client, signed(orgs.amsterdam, **{claim: None}))
+    assert_problem(r, 401, "invalid-token")
+    assert claim in r.json()["detail"]
+
+
+@sqlite_only
+async def test_a_token_without_kid_is_rejected(client, orgs):
+    key = jwt.PyJWK(orgs.amsterdam.private_jwk, algorithm="ES256").key
+    r = await call(client, jwt.encode(claims(orgs.amsterdam), key, algorithm="ES256"))
+    assert_problem(r, 401, "invalid-token")
+    assert "no kid" in r.json()["detail"]
+
+
+@sqlite_only
+async def test_an_accepted_algorithm_other_than_the_registered_keys_is_rejected(client, orgs):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(claims(orgs.amsterdam), rsa_key, algorithm="RS256", headers={"kid": orgs.amsterdam.private_jwk["kid"]})
+    r = await call(client, token)
+    assert_problem(r, 401, "invalid-token")
+    assert "registered for ES256, the token says RS256" in r.json()["detail"]
+
+
+@sqlite_only
+async def test_an_inactive_organisation_is_rejected(client, orgs, services):
+    from gateway.db.models import Organisation
+
+    async with services.db.write() as session:
+        org = await session.get(Organisation, orgs.amsterdam.oin)
+        org.active = False
+        session.add(org)
+    r = await call(client, signed(orgs.amsterdam))
+    assert_problem(r, 401, "invalid-token")
+    assert "registered, active organisation" in r.json()["detail"]
+
+
+def test_the_scopes_per_kind_in_docs_authentication_match_the_declaration():
+    import re
+    from pathlib import Path
+
+    from contracts.parties import KINDS
+
+    text = (Path(__file__).resolve().parents[2] / "docs/authentication.md").read_text()
+    documented = {}
+    for kinds, scopes in re.findall(r"^\| (`[a-z]+`.*?) \| ((?:`[a-z:-]+` ?)+) \|$", text, re.M):
+        for kind in re.findall(r"`([a-z]+)`", kinds):
+            documented[kind] = set(re.findall(r"`([a-z:-]+)`", scopes))
+    assert documented == {name: {str(s) for s in kind.scopes} for name, kind in KINDS.items()}

@@ -163,7 +163,7 @@ async def test_inbox_pages_with_a_cursor_and_filters(client, orgs):
         page = (await client.get("/api/v1/inbox", params=params, headers=orgs.amsterdam.headers())).json()
         seen += [m["id"] for m in page["items"]]
         cursor = page["nextCursor"]
-        if not cursor:
+        if not page["hasMore"]:
             break
     assert seen == ids
     subject = (await client.get("/api/v1/inbox", params={"type": "dr-plan"}, headers=orgs.amsterdam.headers())).json()["items"][0]["subjectId"]

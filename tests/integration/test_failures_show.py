@@ -3,7 +3,6 @@ record that is no CloudEvent each leave a JSON log line an operator can find, an
 The lines are taken from the real loggers through the real formatter and parsed."""
 import asyncio
 import json
-import logging
 import time
 import uuid
 
@@ -23,20 +22,11 @@ from gateway.workers import supervise
 from tests.conftest import eventually
 from tests.integration import test_events as events
 from tests.integration.test_events import Receiver, consume, drain, subscribe
-from tests.support.logs import JsonLines
 from tests.scenario import BSN, Chain, seed_stay
 
 kafka_services, kclient, korgs, receiver_server = events.kafka_services, events.kclient, events.korgs, events.receiver_server
 JWT = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ4In0.c2ln"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture
-def log_lines():
-    handler, logger = JsonLines(), logging.getLogger("brb")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 # -- an unhandled error in a request --------------------------------------------------------------

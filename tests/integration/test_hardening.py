@@ -237,6 +237,6 @@ def test_the_openapi_document_declares_what_the_server_enforces():
     assert "anyOf" in schemas["SubjectIdentifiers"] and "anyOf" in schemas["ConsentRequest"]
     bsn = next(m for m in schemas["SubjectIdentifiers"]["properties"]["bsn"]["anyOf"] if m.get("type") == "string")
     assert bsn["pattern"] == "^[0-9]{9}$"
-    assert schemas["SendMessageRequest"]["properties"]["purpose"]["maxLength"] == 40
+    assert all(schemas[m["$ref"].rsplit("/", 1)[1]]["properties"]["purpose"]["maxLength"] == 40 for m in schemas["SendMessageRequest"]["oneOf"])
     get_message = {p["name"]: p for p in doc["paths"]["/messages/{message_id}"]["get"]["parameters"]}
     assert get_message["message_id"]["schema"]["pattern"]

@@ -14,7 +14,7 @@ import gateway.db.models  # noqa: F401 - registers the tables
 from gateway.audit.chain import GENESIS
 from gateway.auth.mint import mint, new_key_pair
 from gateway.db.migrate import alembic_config
-from tests.scenario import Chain, problem
+from tests.scenario import EMPTY_INBOX, Chain, problem
 
 HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 TABLES = sorted(SQLModel.metadata.tables)
@@ -65,7 +65,7 @@ async def test_the_next_test_finds_the_template_again(client, orgs, services, da
         assert (await conn.execute(text("SELECT COUNT(*) FROM organisation_keys WHERE revoked_at IS NOT NULL"))).scalar_one() == 0
 
     # the key the writing test revoked works, the organisation it registered does not exist
-    assert (await client.get("/api/v1/inbox", headers=orgs.vught.headers())).json() == {"items": [], "nextCursor": None}
+    assert (await client.get("/api/v1/inbox", headers=orgs.vught.headers())).json() == EMPTY_INBOX
     earlier = SEEN.get(backend(database))
     if earlier:
         r = await client.get(f"/api/v1/messages/{earlier['message']}", params={"purpose": "reintegration"},

@@ -43,16 +43,16 @@ async def history(client, orgs, services, stay):
 
 
 async def walk(client, path: str, headers, size: int, **params) -> list[list[dict]]:
-    """Every page of a list, following nextCursor until it is null (a list that never ends fails)."""
+    """Every page of a list, following nextCursor until hasMore is false (a list that never ends fails)."""
     pages, cursor = [], None
     for _ in range(20):
         r = await client.get(path, params={"pageSize": size, **params, **({"cursor": cursor} if cursor else {})}, headers=headers())
         assert r.status_code == 200, r.text
         pages.append(r.json()["items"])
         cursor = r.json()["nextCursor"]
-        if cursor is None:
+        assert cursor is not None and len(cursor) <= 200  # always a place to go on from, also on the last page
+        if not r.json()["hasMore"]:
             return pages
-        assert len(cursor) <= 200
     raise AssertionError(f"still a next page after 20: {[len(p) for p in pages]}")
 
 

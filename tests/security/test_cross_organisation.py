@@ -128,11 +128,12 @@ class Resource:
     canaries: tuple[str, ...] = ()
     payload_canaries: tuple[str, ...] = ()  # message payload: never in any list, for anyone
     subject: str | None = None
+    within: str | None = None  # a webhook delivery: its subscription's id
 
     @property
     def markers(self) -> tuple[str, ...]:
         markers = (*self.canaries, *self.payload_canaries)
-        return markers if self.kind in ("dead-letter", "organisation", "key") else (self.id, *markers)
+        return markers if self.kind in ("dead-letter", "webhook-delivery", "organisation") else (self.id, *markers)
 
 
 @dataclass
@@ -216,10 +217,36 @@ async def make_dead_letter(world: World) -> Resource:
     return world.add(Resource("dead-letter", str(row_id), "operator", frozenset({"operator"}), canaries=(mark,)))
 
 
-async def make_key(world: World, oin: str) -> Resource:
+async def make_key(world: World, oin: str, parties: frozenset[str] = frozenset({"operator"})) -> Resource:
+    """A key of ``oin`` (its owner), added by the operator; no other organisation lists its kid.
+    ``parties``: the operator for the admin routes, the organisation itself for /me routes."""
     _private, public = new_key_pair(kid=f"matrix-{uuid.uuid4().hex[:12]}")
     view = await world.ok("operator", "POST", f"{PREFIX}/organisations/{oin}/keys", json={"jwk": public})
-    return world.add(Resource("key", view["kid"], "operator", frozenset({"operator"})))
+    return world.add(Resource("key", view["kid"], base.ALIASES[oin], parties))
+
+
+async def _key(world: World, chosen: dict) -> Resource:
+    """For /organisations/{oin}/keys/{kid}: a key of that organisation; for /organisations/me/keys/{kid}
+    (no oin): a key of PI Vught, which only PI Vught itself may revoke there."""
+    if "oin" in chosen:
+        return await make_key(world, chosen["oin"])
+    return await make_key(world, world.orgs.vught.oin, frozenset({"vught"}))
+
+
+async def _webhook_delivery(world: World, chosen: dict) -> Resource:
+    """A dead delivery of the chosen subscription (PI Vught's), stored as the dispatcher leaves it: only
+    its subscriber lists and replays it under /subscriptions/{id}/deliveries."""
+    mark = canary("delivery")
+    now = world.services.clock.now()
+    async with world.services.db.write() as session:
+        row = WebhookDelivery(subscription_id=chosen["subscription_id"], event_id=str(uuid.uuid4()),
+                              event_type="message.delivered", body=json.dumps({"note": mark}), status="dead", attempts=8,
+                              next_attempt_at=now, last_error=f"connection refused by {mark}", created_at=now)
+        session.add(row)
+        await session.flush()
+        row_id = row.id
+    return world.add(Resource("webhook-delivery", str(row_id), "vught", frozenset({"vught"}), canaries=(mark,),
+                              within=chosen["subscription_id"]))
 
 
 # Path parameter -> (factory of a resource, the value of an id that does not exist). A factory gets the
@@ -237,8 +264,9 @@ FACTORIES: dict[str, tuple[Factory, Callable[[], str]]] = {
     "consent_id": (lambda w, c: make_consent(w), lambda: str(uuid.uuid4())),
     "subscription_id": (lambda w, c: make_subscription(w), lambda: str(uuid.uuid4())),
     "dead_letter_id": (lambda w, c: make_dead_letter(w), lambda: "2000000000"),
+    "delivery_id": (_webhook_delivery, lambda: "2000000000"),
     "oin": (_organisation, lambda: UNKNOWN_OIN),
-    "kid": (lambda w, c: make_key(w, c["oin"]), lambda: "matrix-no-such-kid"),
+    "kid": (_key, lambda: "matrix-no-such-kid"),
 }
 
 # What a route needs besides its path: required query parameters and a valid body (a callable makes a
@@ -262,6 +290,9 @@ async def owner_view(world: World, res: Resource) -> Any:
         return [c for c in items if c["id"] == res.id]
     if res.kind == "subscription":
         return [s for s in (await world.ok(res.owner, "GET", f"{PREFIX}/subscriptions"))["items"] if s["id"] == res.id]
+    if res.kind == "webhook-delivery":
+        items = (await world.ok(res.owner, "GET", f"{PREFIX}/subscriptions/{res.within}/deliveries"))["items"]
+        return [d for d in items if str(d["id"]) == res.id]
     if res.kind == "dead-letter":
         return [d for d in (await world.ok("operator", "GET", f"{PREFIX}/webhook-dead-letters"))["items"] if str(d["id"]) == res.id]
     organisations = (await world.ok("operator", "GET", f"{PREFIX}/organisations"))["items"]
@@ -301,6 +332,10 @@ def _admin_only(world, res):
     return {"operator"}
 
 
+def _own_keys(world, res):
+    return {res.owner} if res.kind == "key" else set()
+
+
 @dataclass(frozen=True)
 class Listing:
     visible: Callable[[World, Resource], set[str]]  # who may see the resource's items in this list
@@ -317,11 +352,13 @@ LISTINGS: dict[tuple[str, str], Listing] = {
     ("GET", f"{PREFIX}/subscriptions"): Listing(_subscriptions),
     ("GET", f"{PREFIX}/webhook-dead-letters"): Listing(_admin_only),
     ("GET", f"{PREFIX}/organisations"): Listing(_admin_only),
+    ("GET", f"{PREFIX}/organisations/me/keys"): Listing(_own_keys),
 }
 # Routes without an id that list nothing of another organisation's (they create, or report on the chain).
 NOT_LISTINGS = {
     ("POST", f"{PREFIX}/messages"), ("POST", f"{PREFIX}/consents"), ("POST", f"{PREFIX}/subscriptions"),
     ("POST", f"{PREFIX}/organisations"), ("GET", f"{PREFIX}/audit/verify"), ("GET", f"{PREFIX}/openapi.json"),
+    ("POST", f"{PREFIX}/organisations/me/keys"),  # registers a key of the caller's own organisation only
 }
 
 

@@ -123,6 +123,13 @@ def test_wrong_bsn_check_digit_is_rejected_with_a_clear_message():
     assert problems == {"/subject/bsn": "BSN fails the 11-test (check digit is wrong)"}
 
 
+@pytest.mark.parametrize(("field", "value"), [("reviewDate", 0), ("reviewDate", 20261101), ("planVersion", "1"), ("planVersion", 1.5),
+                                              ("planVersion", True)])
+def test_a_value_of_another_json_type_is_refused_not_coerced(field, value):
+    """As the published schemas say: a date is a string, an integer a number (no 0 for 1970-01-01)."""
+    assert set(_problems("dr-plan", {**BASE_PLAN, field: value})) == {f"/{field}"}
+
+
 def test_unknown_section_is_rejected():
     problems = _problems("dr-plan", {**BASE_PLAN, "sections": {"family-tree": {}}})
     assert problems["/sections/family-tree"] == "unknown field (not in the contract)"

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gateway.audit.queries import AUDIT_RECORDS
-from gateway.db.dialect import MAX_BIGINT, MAX_INT
+from gateway.db.dialect import MAX_BIGINT
 from gateway.db.paging import MAX_CURSOR_LENGTH
-from gateway.exchange.listing import INBOX, SENT
+from gateway.exchange.inbox import INBOX
+from gateway.exchange.listing import SENT
 from gateway.problems import PROBLEM_BASE, Problem
 
 AT = datetime(2026, 11, 1, 9, 0, 0, 123456, tzinfo=timezone.utc)
@@ -35,7 +36,7 @@ def refused(keyset, cursor: str) -> str:
 
 
 @pytest.mark.parametrize(("keyset", "key"), [
-    (INBOX, (AT, 1)), (INBOX, (AT, MAX_INT)), (INBOX, (AT.replace(microsecond=0), 17)),
+    (INBOX, (0,)), (INBOX, (1,)), (INBOX, (MAX_BIGINT,)), (SENT, (AT.replace(microsecond=0), MESSAGE)),
     (SENT, (AT, MESSAGE)), (AUDIT_RECORDS, (1,)), (AUDIT_RECORDS, (MAX_BIGINT,)),
 ])
 def test_a_cursor_given_out_comes_back_as_the_same_position(keyset, key):
@@ -55,7 +56,7 @@ def test_no_cursor_or_an_empty_one_is_the_first_page():
 
 
 def test_a_cursor_of_one_list_is_refused_by_another():
-    inbox_cursor, sent_cursor, audit_cursor = INBOX.encode((AT, 5)), SENT.encode((AT, MESSAGE)), AUDIT_RECORDS.encode((5,))
+    inbox_cursor, sent_cursor, audit_cursor = INBOX.encode((5,)), SENT.encode((AT, MESSAGE)), AUDIT_RECORDS.encode((5,))
     assert "a cursor of another list (this is sent)" in refused(SENT, inbox_cursor)
     assert "(this is inbox)" in refused(INBOX, sent_cursor)
     assert "(this is audit-records)" in refused(AUDIT_RECORDS, inbox_cursor)
@@ -75,41 +76,43 @@ def body(list_name: str, after: list) -> dict:
     (INBOX, "eyJ2IjoxL", "not an encoded cursor"),  # a length base64 cannot have
     (INBOX, forge([AT.isoformat(), 5]), "not a cursor of this version"),  # the inbox's former format
     (AUDIT_RECORDS, "42", "not an encoded cursor"),  # the audit records' former format
-    (INBOX, forge({**body("inbox", [AT.isoformat(), 5]), "v": 2}), "not a cursor of this version"),
-    (INBOX, forge({**body("inbox", [AT.isoformat(), 5]), "extra": 1}), "not a cursor of this version"),
-    (INBOX, forge(body("inbox", [AT.isoformat()])), "a key of the wrong shape"),
-    (INBOX, forge(body("inbox", {"at": AT.isoformat()})), "a key of the wrong shape"),
-    (INBOX, forge(body("inbox", [AT.isoformat(), MAX_INT + 1])), "an id out of range (0..2147483647)"),
-    (INBOX, forge(body("inbox", [AT.isoformat(), -1])), "an id out of range"),
+    (INBOX, forge({**body("inbox", [5]), "v": 2}), "not a cursor of this version"),
+    (INBOX, forge({**body("inbox", [5]), "extra": 1}), "not a cursor of this version"),
+    (SENT, forge(body("sent", [AT.isoformat()])), "a key of the wrong shape"),
+    (SENT, forge(body("sent", {"at": AT.isoformat()})), "a key of the wrong shape"),
+    (INBOX, forge(body("inbox", [MAX_BIGINT + 1])), "an id out of range (0..9223372036854775807)"),
+    (INBOX, forge(body("inbox", [-1])), "an id out of range"),
+    (INBOX, forge(body("inbox", [AT.isoformat(), 5])), "a key of the wrong shape"),  # the inbox's (time, id) cursor before 0005
     (AUDIT_RECORDS, forge(body("audit-records", [MAX_BIGINT + 1])), "an id out of range (0..9223372036854775807)"),
     (AUDIT_RECORDS, forge(body("audit-records", [10**30])), "an id out of range"),  # past 64 bits
     (AUDIT_RECORDS, forge(body("audit-records", [5.0])), "a key that is no integer"),
     (AUDIT_RECORDS, forge(body("audit-records", [True])), "a key that is no integer"),
     (AUDIT_RECORDS, forge(body("audit-records", ["5"])), "a key that is no integer"),
-    (INBOX, forge(body("inbox", ["2026-11-01T09:00:00", 5])), "a time without an offset"),
-    (INBOX, forge(body("inbox", ["2026-11-01", 5])), "a time without an offset"),
-    (INBOX, forge(body("inbox", ["yesterday", 5])), "a time that is no RFC 3339 date-time"),
-    (INBOX, forge(body("inbox", [1700000000, 5])), "a time that is no RFC 3339 date-time"),
-    (INBOX, forge(body("inbox", ["0001-01-01T00:00:00+01:00", 5])), "a time out of range"),
-    (INBOX, forge(body("inbox", ["2026-11-01T10:00:00+01:00", 5])), "not as this API writes it"),  # UTC only
+    (SENT, forge(body("sent", ["2026-11-01T09:00:00", MESSAGE])), "a time without an offset"),
+    (SENT, forge(body("sent", ["2026-11-01", MESSAGE])), "a time without an offset"),
+    (SENT, forge(body("sent", ["yesterday", MESSAGE])), "a time that is no RFC 3339 date-time"),
+    (SENT, forge(body("sent", [1700000000, MESSAGE])), "a time that is no RFC 3339 date-time"),
+    (SENT, forge(body("sent", ["0001-01-01T00:00:00+01:00", MESSAGE])), "a time out of range"),
+    (SENT, forge(body("sent", ["2026-11-01T10:00:00+01:00", MESSAGE])), "not as this API writes it"),  # UTC only
     (SENT, forge(body("sent", [AT.isoformat(), MESSAGE.upper()])), "an id that is no UUID"),
     (SENT, forge(body("sent", [AT.isoformat(), MESSAGE.replace("-", "")])), "an id that is no UUID"),
     (SENT, forge(body("sent", [AT.isoformat(), "' OR 1=1 --"])), "an id that is no UUID"),
     (SENT, forge(body("sent", [AT.isoformat(), 7])), "an id that is no UUID"),
-    (INBOX, forge(json.dumps(body("inbox", [AT.isoformat(), 5]), indent=1).encode()), "not as this API writes it"),
+    (SENT, forge(json.dumps(body("sent", [AT.isoformat(), MESSAGE]), indent=1).encode()), "not as this API writes it"),
+    (INBOX, forge(json.dumps(body("inbox", [5]), indent=1).encode()), "not as this API writes it"),
 ])
 def test_a_cursor_the_api_did_not_give_out_is_refused_with_the_reason(keyset, cursor, why):
     assert why in refused(keyset, cursor)
 
 
-@pytest.mark.parametrize("keyset,key", [(INBOX, (AT, 123456)), (SENT, (AT, MESSAGE)), (AUDIT_RECORDS, (987654321,))])
+@pytest.mark.parametrize("keyset,key", [(INBOX, (123456,)), (SENT, (AT, MESSAGE)), (AUDIT_RECORDS, (987654321,))])
 def test_every_truncation_of_a_cursor_is_refused(keyset, key):
     cursor = keyset.encode(key)
     for end in range(1, len(cursor)):
         refused(keyset, cursor[:end])
 
 
-@pytest.mark.parametrize("keyset,key", [(INBOX, (AT, 123456)), (SENT, (AT, MESSAGE)), (AUDIT_RECORDS, (987654321,))])
+@pytest.mark.parametrize("keyset,key", [(INBOX, (123456,)), (SENT, (AT, MESSAGE)), (AUDIT_RECORDS, (987654321,))])
 def test_a_tampered_cursor_is_refused_or_names_a_position_of_the_same_list(keyset, key):
     """Cursors are not secret (they hold a time and an id the caller was shown): a change that still
     decodes is only another position in the caller's own list. Anything else is refused, never a 500."""

@@ -1,24 +1,21 @@
-"""The small client every adapter (and any connector vendor) uses to talk to the gateway over HTTP.
-
-It signs a fresh token for every request (the gateway accepts a ``jti`` once: a static token fails on the
-second call), retries what may be retried (connection errors, 429 with ``Retry-After``, 502/503/504) with
-exponential backoff and jitter, and sends every message with an ``Idempotency-Key`` so a retried or
-re-run send is answered with the first receipt instead of a second message. Problems come back as
-``GatewayProblem`` carrying the RFC 9457 body. Nothing here imports ``gateway``: copy it freely."""
+"""The gateway over HTTP: retries what may be retried (connection errors, 429 with ``Retry-After``,
+502/503/504) with exponential backoff and jitter, sends every message with an ``Idempotency-Key`` (a
+retried or re-run send is answered with the first receipt instead of a second message), and answers a
+refusal with ``GatewayProblem`` carrying the RFC 9457 body."""
 from __future__ import annotations
 
-import json
-import time
-import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from brb_client.auth import Identity, TokenAuth, public_part
+from brb_client.cursor import CursorFile
+
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+API = "/api/v1"
 
 
 class GatewayProblem(Exception):
@@ -37,25 +34,10 @@ class _Retryable(Exception):
 
 
 @dataclass(frozen=True)
-class Identity:
-    """Who an adapter acts as: its organisation's OIN, private JWK (with ``kid``) and the scopes it asks for."""
-
-    oin: str
-    private_jwk: dict
-    scope: str
-    audience: str = "urn:nl:brb:gateway"
-
-    @classmethod
-    def from_file(cls, oin: str, key_file: str | Path, scope: str, audience: str = "urn:nl:brb:gateway") -> "Identity":
-        return cls(oin, json.loads(Path(key_file).read_text()), scope, audience)
-
-    def token(self, lifetime: int = 60) -> str:
-        now = int(time.time())
-        claims = {"iss": self.oin, "sub": self.oin, "aud": self.audience, "iat": now, "exp": now + lifetime,
-                  "jti": uuid.uuid4().hex, "scope": self.scope}
-        alg = self.private_jwk.get("alg", "ES256")
-        key = jwt.PyJWK(self.private_jwk, algorithm=alg).key
-        return jwt.encode(claims, key, algorithm=alg, headers={"kid": self.private_jwk["kid"]})
+class InboxPage:
+    items: list[dict]
+    cursor: str  # where to resume: store it, pass it next time
+    has_more: bool
 
 
 class GatewayClient:
@@ -63,9 +45,18 @@ class GatewayClient:
 
     def __init__(self, base_url: str, identity: Identity, *, attempts: int = 5, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None):
-        self.identity = identity
+        self.auth = TokenAuth(identity)
         self.attempts = attempts
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, auth=self.auth,
+                                       headers={"User-Agent": "brb-client/1.0"})
+
+    @property
+    def identity(self) -> Identity:
+        return self.auth.identity
+
+    @identity.setter
+    def identity(self, identity: Identity) -> None:
+        self.auth.identity = identity
 
     async def __aenter__(self) -> "GatewayClient":
         return self
@@ -85,9 +76,7 @@ class GatewayClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._http.request(
-                        method, path, json=json_body, params=params,
-                        headers={"Authorization": f"Bearer {self.identity.token()}", **(headers or {})})
+                    response = await self._http.request(method, path, json=json_body, params=params, headers=headers)
                     if response.status_code in RETRYABLE_STATUS:
                         raise _Retryable(response)
         except _Retryable as exc:
@@ -100,25 +89,60 @@ class GatewayClient:
                    idempotency_key: str) -> dict:
         """Send one message; the same ``idempotency_key`` with the same body answers the first receipt again."""
         response = await self.request(
-            "POST", "/api/v1/messages", headers={"Idempotency-Key": idempotency_key},
+            "POST", f"{API}/messages", headers={"Idempotency-Key": idempotency_key},
             json_body={"type": type_, "version": version, "purpose": purpose, "recipients": recipients, "payload": payload})
         return response.json()
 
     async def read(self, message_id: str, purpose: str) -> dict:
-        return (await self.request("GET", f"/api/v1/messages/{message_id}", params={"purpose": purpose})).json()
+        return (await self.request("GET", f"{API}/messages/{message_id}", params={"purpose": purpose})).json()
 
     async def acknowledge(self, message_id: str, status: str, reason: str | None = None) -> dict:
         body = {"status": status} | ({"reason": reason} if reason else {})
-        return (await self.request("POST", f"/api/v1/messages/{message_id}/acknowledgements", json_body=body)).json()
+        return (await self.request("POST", f"{API}/messages/{message_id}/acknowledgements", json_body=body)).json()
 
-    async def pages(self, path: str, params: dict | None = None):
+    async def inbox(self, cursor: str | None = None, page_size: int = 100, **filters: str) -> InboxPage:
+        """One page of the inbox after ``cursor`` (None: from the start)."""
+        params = {"pageSize": page_size, **filters, **({"cursor": cursor} if cursor else {})}
+        page = (await self.request("GET", f"{API}/inbox", params=params)).json()
+        return InboxPage(page["items"], page["nextCursor"], page["hasMore"])
+
+    async def poll_inbox(self, store: CursorFile, page_size: int = 100) -> AsyncIterator[dict]:
+        """Every message delivered since the cursor in ``store``; the cursor is saved after each page has
+        been handled (handle a message idempotently: after a crash mid-page that page comes again)."""
+        cursor = store.load()
+        while True:
+            page = await self.inbox(cursor, page_size)
+            for item in page.items:
+                yield item
+            store.save(page.cursor)
+            cursor = page.cursor
+            if not page.has_more:
+                return
+
+    async def keys(self) -> list[dict]:
+        """Your organisation's keys (public parts, with ``revokedAt``)."""
+        return (await self.request("GET", f"{API}/organisations/me/keys")).json()["items"]
+
+    async def rotate_key(self, new_private_jwk: dict) -> dict:
+        """Register a new key (its proof signed by itself, the request by the current key), then sign with
+        it from now on. Revoke the old one with ``revoke_key`` once nothing uses it any more."""
+        new = self.identity.with_key(new_private_jwk)
+        view = (await self.request("POST", f"{API}/organisations/me/keys",
+                                   json_body={"jwk": public_part(new_private_jwk), "proof": new.proof_of_possession()})).json()
+        self.identity = new
+        return view
+
+    async def revoke_key(self, kid: str) -> dict:
+        return (await self.request("POST", f"{API}/organisations/me/keys/{kid}/revocation")).json()
+
+    async def pages(self, path: str, params: dict | None = None) -> AsyncIterator[dict]:
         """Every item of a cursor-paged list (inbox, sent, audit records), page after page."""
         params = dict(params or {})
         while True:
             page = (await self.request("GET", path, params=params)).json()
             for item in page["items"]:
                 yield item
-            if not page.get("nextCursor"):
+            if not page.get("hasMore"):
                 return
             params["cursor"] = page["nextCursor"]
 

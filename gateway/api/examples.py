@@ -1,0 +1,173 @@
+"""One realistic example request body and success response per operation, keyed by operationId; the
+OpenAPI document carries them (gateway/openapi.py) and tests/contract/test_openapi_contract.py requires one for
+every operation and validates each against its schema. Organisations are the demo ones (gateway/demo.py), the
+subject a test BSN (999990019), the payload the contract's own example; the audit export and the HTML subject
+report are rendered by the gateway's own code from the example record, so they cannot drift from it."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+_CONTRACT_EXAMPLES = Path(__file__).resolve().parents[2] / "contracts" / "examples"
+VUGHT, AMSTERDAM = "00000001001234567000", "00000001009990363000"
+MESSAGE_ID = "0f9e4c1a-6b2d-4e8f-9a31-7c5d2e8b4a10"
+SUBJECT_ID = "sub-5d41402abc4b2a76b9719d911017c592"
+SENT_AT = "2026-11-23T09:14:02.118000Z"
+
+
+def _payload(message_type: str, variant: str = "valid-minimal") -> dict:
+    return json.loads((_CONTRACT_EXAMPLES / message_type / f"{variant}.json").read_text())
+
+
+_DELIVERY = {
+    "recipientOin": AMSTERDAM, "recipientKind": "municipality", "status": "delivered", "decision": "allow-with-redaction",
+    "rule": "dr-plan/dji-to-municipality", "legalBasis": "pm-20d-2",
+    "redactions": [{"section": "health", "category": "health", "reason": "not-permitted", "rule": "dr-plan/dji-to-municipality"}],
+    "releasedSections": [{"section": "housing", "category": "basic-conditions", "legalBasis": "pm-20d-2", "consents": []}],
+    "deliveredAt": SENT_AT, "firstReadAt": None, "acknowledgement": None, "acknowledgementReason": None,
+    "acknowledgedAt": None, "repliedAt": None, "purgedAt": None,
+}
+_ACKNOWLEDGED = _DELIVERY | {"status": "received", "firstReadAt": "2026-11-23T09:20:11Z", "acknowledgement": "received",
+                             "acknowledgedAt": "2026-11-23T09:20:12Z"}
+_HEADER = {"id": MESSAGE_ID, "type": "dr-plan", "version": 1, "subjectId": SUBJECT_ID, "purpose": "aftercare",
+           "createdAt": SENT_AT}
+_SUMMARY = _HEADER | {"senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "deliveries": [_DELIVERY]}
+
+EXAMPLES: dict[str, dict] = {
+    "sendMessage": {
+        "request": {"type": "dr-plan", "version": 1, "purpose": "aftercare", "recipients": ["municipality:0363"],
+                    "payload": _payload("dr-plan")},
+        "response": _HEADER | {"deliveries": [_DELIVERY]},
+    },
+    "listSentMessages": {"response": {"items": [_SUMMARY], "nextCursor": "MTczMjM1MzI0Mg", "hasMore": False}},
+    "listInbox": {"response": {"items": [_SUMMARY], "nextCursor": "MTczMjM1MzI0Mg", "hasMore": False}},
+    "readMessage": {"response": _HEADER | {
+        "senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "readPurpose": "aftercare", "legalBasis": "pm-20d-2",
+        "rule": "dr-plan/dji-to-municipality", "redactions": _DELIVERY["redactions"],
+        "releasedSections": _DELIVERY["releasedSections"], "payload": _payload("dr-plan")}},
+    "acknowledgeMessage": {"request": {"status": "received"}, "response": _ACKNOWLEDGED},
+    "listDeliveries": {"response": [_ACKNOWLEDGED]},
+}
+
+# --- consents ------------------------------------------------------------------------------------------
+CONSENT_ID = "7c1d9e52-3a4b-4f60-8d2e-91b0c4a7e5f3"
+_CONSENT_REQUEST = {
+    "subject": {"bsn": "999990019"}, "givenBy": "detainee", "categories": ["children-family"],
+    "recipientOins": [], "recipientKinds": ["municipality"], "purposes": ["aftercare", "reintegration"],
+    "validFrom": "2026-11-23T00:00:00Z", "validUntil": "2027-05-23T00:00:00Z",
+    "evidenceReference": "toestemmingsformulier-2026-0042",
+}
+_CONSENT = {
+    "id": CONSENT_ID, "subjectId": SUBJECT_ID, "givenBy": "detainee", "categories": ["children-family"],
+    "recipientOins": [], "recipientKinds": ["municipality"], "purposes": ["aftercare", "reintegration"],
+    "validFrom": "2026-11-23T00:00:00Z", "validUntil": "2027-05-23T00:00:00Z", "recordedByOin": VUGHT,
+    "evidenceReference": "toestemmingsformulier-2026-0042", "recordedAt": "2026-11-23T08:47:31.402000Z",
+    "withdrawnAt": None, "withdrawnByOin": None, "withdrawalReason": None,
+}
+_WITHDRAWN = _CONSENT | {"withdrawnAt": "2026-12-02T14:05:09Z", "withdrawnByOin": VUGHT,
+                         "withdrawalReason": "ingetrokken door gedetineerde"}
+
+# --- audit ---------------------------------------------------------------------------------------------
+_AUDIT_RECORD = {
+    "seq": 4182, "id": "b3e0f6a2-8c41-4d7e-a5b9-2f6c1d0e9a84", "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "activity": "deliver", "actorOin": VUGHT, "counterpartyOin": AMSTERDAM, "tokenId": "a8f5f167f44f4964e6c998dee827110c",
+    "scope": "messages:send messages:read", "subjectId": SUBJECT_ID, "messageId": MESSAGE_ID, "purpose": "aftercare",
+    "legalBasis": "pm-20d-2", "rule": "dr-plan/dji-to-municipality", "outcome": "allow-with-redaction",
+    "detail": "sections: housing=pm-20d-2", "recordedAt": "2026-11-23T09:14:02.131000Z",
+    "prevHash": "9c56cc51b374c3ba189210d5b6d4bf57790d351c96c47c02190ecf1e430635ab",
+    "hash": "e3f1a0c29b7d4e58f6a2c1b0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0",
+}
+_REPORT = {"subjectId": SUBJECT_ID, "generatedAt": "2026-12-03T10:00:00Z", "count": 1, "records": [_AUDIT_RECORD]}
+
+
+def _export(fmt: str) -> str:
+    """The export as the gateway streams it (gateway/audit/queries.py), for the example record."""
+    from gateway.audit.queries import csv_cell, csv_writer
+    from gateway.audit.record import AuditRecordView, export_row
+
+    row = export_row(AuditRecordView.model_validate(_AUDIT_RECORD))
+    if fmt == "jsonl":
+        return json.dumps(row, ensure_ascii=False) + "\n"
+    buf = io.StringIO()
+    writer = csv_writer(buf)
+    writer.writeheader()
+    writer.writerow({k: csv_cell(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _report_html() -> str:
+    from gateway.audit.report import SubjectReport, render_html
+    from gateway.demo import DEMO_ORGANISATIONS
+
+    return render_html(SubjectReport.model_validate(_REPORT), {o["oin"]: o["name"] for o in DEMO_ORGANISATIONS})
+
+
+# --- subscriptions -------------------------------------------------------------------------------------
+SUBSCRIPTION_ID = "2d7a4c9e-5f13-4b8a-9e06-c3f1d2a8b7e4"
+EVENT_ID = "01JDQ7Z3K4M5N6P7Q8R9S0T1V2"
+_SUBSCRIPTION_REQUEST = {"callbackUrl": "https://nazorg.amsterdam.example.nl/brb/webhooks",
+                         "eventTypes": ["message.delivered", "message.acknowledged"], "messageTypes": ["dr-plan"]}
+_SUBSCRIPTION = _SUBSCRIPTION_REQUEST | {"id": SUBSCRIPTION_ID, "createdAt": "2026-11-20T13:02:45Z"}
+_DEAD_LETTER = {"id": 17, "subscriptionId": SUBSCRIPTION_ID, "eventId": EVENT_ID, "eventType": "message.delivered",
+                "attempts": 8, "lastError": "HTTP 503", "createdAt": "2026-11-23T09:14:03Z"}
+_WEBHOOK_DELIVERY = {"id": 17, "eventId": EVENT_ID, "eventType": "message.delivered", "status": "dead", "attempts": 8,
+                     "lastError": "HTTP 503", "nextAttemptAt": None, "createdAt": "2026-11-23T09:14:03Z", "deliveredAt": None}
+
+# --- organisations and keys ----------------------------------------------------------------------------
+# A public ES256 key and its proof of possession (iat 2026-11-23T09:00:00Z, 240 s): an example, never registered.
+_JWK = {"kty": "EC", "crv": "P-256", "x": "lqrmxYUm5P0MR-Xw_bYomx_RwEMETqPWsdisaxvtPHM",
+        "y": "auRHeHqN3etk2uaeahW1We3dtnBnrXykelCW5rUI__g", "kid": "363000-2026-11", "alg": "ES256", "use": "sig"}
+_PROOF = ("eyJhbGciOiJFUzI1NiIsImtpZCI6IjM2MzAwMC0yMDI2LTExIiwidHlwIjoiSldUIn0.eyJpc3MiOiIwMDAwMDAwMTAwOTk5MDM2MzAwMCIsI"
+          "nN1YiI6IjAwMDAwMDAxMDA5OTkwMzYzMDAwIiwiYXVkIjoidXJuOm5sOmJyYjpnYXRld2F5IiwiaWF0IjoxNzk1NDI0NDAwLCJleHAiOjE3OTU0Mj"
+          "Q2NDAsImp0aSI6IjViMGUzYzRmOGE5ZDRlMjFiN2M2YTFmMGQyZTNiNGM1In0.KbWiT-tiZmfTxWH4xrp2Cn2DNuGmzHXE69epjWoT-5H10WITtG"
+          "Foxgsb4ELxNGtPYlf3kdySXanfm8JdM1rp6w")
+_OLD_KEY = {"kid": "363000-demo-1", "alg": "ES256", "createdAt": "2026-01-05T10:00:00Z", "revokedAt": None}
+_NEW_KEY = {"kid": _JWK["kid"], "alg": "ES256", "createdAt": "2026-11-23T09:01:12Z", "revokedAt": None}
+_REVOKED = _OLD_KEY | {"revokedAt": "2026-11-30T08:00:00Z"}
+_ORGANISATION_REQUEST = {"oin": "00000001009990344000", "name": "Gemeente Utrecht (nazorg)", "kind": "municipality",
+                         "cbsCode": "0344", "parentOin": None}
+
+EXAMPLES |= {
+    "recordConsent": {"request": _CONSENT_REQUEST, "response": _CONSENT},
+    "listConsents": {"response": {"items": [_CONSENT]}},
+    "withdrawConsent": {"request": {"reason": "ingetrokken door gedetineerde"}, "response": _WITHDRAWN},
+    "listAuditRecords": {"response": {"items": [_AUDIT_RECORD], "nextCursor": "MTczMjM1MzI0Mg", "hasMore": False}},
+    "exportAuditRecords": {"response application/x-ndjson": _export("jsonl"), "response text/csv": _export("csv")},
+    "reportOnSubject": {"request": {"bsn": "999990019"}, "response": _REPORT, "response text/html": _report_html()},
+    "verifyAuditChain": {"response": {"intact": True, "checked": 4182, "lastSeq": 4182, "brokenSeq": None, "brokenId": None,
+                                      "reason": None, "anchored": True, "checkpointSeq": 4180,
+                                      "checkpointAt": "2026-11-23T09:10:00Z"}},
+    "createSubscription": {"request": _SUBSCRIPTION_REQUEST,
+                           "response": _SUBSCRIPTION | {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+    "listSubscriptions": {"response": {"items": [_SUBSCRIPTION | {"secret": None}]}},
+    "deleteSubscription": {},  # 204: no body either way
+    "listDeadLetters": {"response": {"items": [_DEAD_LETTER]}},
+    "replayDeadLetter": {"response": _DEAD_LETTER | {"attempts": 0, "lastError": None}},
+    "listSubscriptionDeliveries": {"response": {"items": [_WEBHOOK_DELIVERY], "nextCursor": "MTczMjM1MzI0Mw", "hasMore": False}},
+    "replaySubscriptionDelivery": {"response": _WEBHOOK_DELIVERY | {"status": "pending", "attempts": 0, "lastError": None,
+                                                                   "nextAttemptAt": "2026-11-24T08:30:00Z"}},
+    "pingSubscription": {"response": {"eventId": "01JDR2B8W9X0Y1Z2A3B4C5D6E7", "eventType": "nl.brb.webhook.ping",
+                                      "delivered": True, "statusCode": 204, "error": None}},
+    "listOwnKeys": {"response": {"items": [_OLD_KEY, _NEW_KEY]}},
+    "addOwnKey": {"request": {"jwk": _JWK, "proof": _PROOF}, "response": _NEW_KEY},
+    "revokeOwnKey": {"response": _REVOKED},
+    "listOrganisations": {"response": {"items": [
+        {"oin": VUGHT, "name": "PI Vught", "kind": "dji", "cbsCode": None, "parentOin": None, "active": True,
+         "keys": [{"kid": "567000-demo-1", "alg": "ES256", "createdAt": "2026-01-05T10:00:00Z", "revokedAt": None}]},
+        {"oin": AMSTERDAM, "name": "Gemeente Amsterdam (nazorg)", "kind": "municipality", "cbsCode": "0363",
+         "parentOin": None, "active": True, "keys": [_OLD_KEY, _NEW_KEY]},
+        {"oin": "00000001009990363900", "name": "FG Gemeente Amsterdam", "kind": "auditor", "cbsCode": None,
+         "parentOin": AMSTERDAM, "active": True, "keys": []},
+    ]}},
+    "addOrganisation": {"request": _ORGANISATION_REQUEST, "response": _ORGANISATION_REQUEST | {"active": True, "keys": []}},
+    "addKey": {"request": {"jwk": _JWK}, "response": _NEW_KEY},
+    "revokeKey": {"response": _REVOKED},
+}
+
+# --- parameters: one example per name, for every operation that takes it (path ids, required query and headers)
+PARAMETERS: dict[str, str | int] = {
+    "message_id": MESSAGE_ID, "consent_id": CONSENT_ID, "subscription_id": SUBSCRIPTION_ID, "dead_letter_id": 17,
+    "delivery_id": 17, "oin": AMSTERDAM, "kid": _OLD_KEY["kid"], "subjectId": SUBJECT_ID,
+    "Idempotency-Key": "tulp-export-2026-11-23-000412",
+}
