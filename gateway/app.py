@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import uuid
@@ -10,17 +11,18 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from gateway import API_VERSION, openapi
+from gateway import API_VERSION, openapi, telemetry
 from gateway.api import audit, consents, health, messages, organisations, subscriptions
 from gateway.auth.dependencies import RateLimiter
 from gateway.logs import bound, configure_logging
 from gateway.metrics import LATENCY, REQUESTS
 from gateway.problems import PROBLEM_JSON, PROBLEM_TYPES, Problem, field_detail, render
 from gateway.schemas import CONTROL_CHARACTERS_ERROR
-from gateway.services import Services, current_trace_id, trace_id_from
+from gateway.services import Services
 from gateway.settings import Settings
 
 log = logging.getLogger("brb.gateway")
@@ -128,6 +130,7 @@ class BodyLimit:
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else Settings())
     configure_logging(settings.log_level)
+    telemetry.configure(settings.otel_exporter_otlp_endpoint, settings.otel_service_name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -135,11 +138,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.services = svc
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
         stop = asyncio.Event()
-        tasks = []
+        from gateway.keyrotation import KeyKeeper
+
+        tasks = [await KeyKeeper(svc, "gateway").start(stop)]  # key file reloads, sealing key, key_holders heartbeat
         if settings.run_workers:
             from gateway.workers import worker_tasks
 
-            tasks = worker_tasks(svc, stop)  # each supervised: a crash is logged and the worker restarted
+            tasks += worker_tasks(svc, stop)  # each supervised: a crash is logged and the worker restarted
         try:
             yield
         finally:
@@ -152,8 +157,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if services is None:
                 await svc.db.dispose()
 
+    # FastAPI's own telemetry (newer versions) stays off: its spans carry raw paths and queries (ids, a subject
+    # pseudonym in an audit filter), its logs are not scrubbed; the middleware below traces and meters instead
+    native = {"telemetry": {"tracing": False, "metrics": False, "logs": False}} \
+        if "telemetry" in inspect.signature(FastAPI).parameters else {}
     app = FastAPI(title="Berichtenbox Re-integratie", version=API_VERSION, lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None, **native)
     app.router.redirect_slashes = False  # NL API Design Rules: no trailing slash, and never a redirect
     if services is not None:  # usable without running the lifespan (tests with an ASGI transport)
         app.state.services = services
@@ -200,27 +209,28 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.middleware("http")
     async def version_trace_and_metrics(request: Request, call_next):
-        """Trace id, log context and the one request log line; an unhandled error is answered here, while
-        the request's context is still bound, so its log line carries trace id, route and caller."""
+        """The request's span (a caller's W3C ``traceparent`` honoured: its trace goes on in ours), log
+        context and the one request log line, metrics by route template; an unhandled error is answered
+        here, while the request's context is still bound, so its log line carries trace id, route and caller."""
         started = time.perf_counter()
-        trace_id = trace_id_from(request.headers.get("traceparent"))
-        token = current_trace_id.set(trace_id)
         scope = request.scope
-        try:
+        with telemetry.server_span(request.method, request.headers) as span:
             with bound(method=request.method, route=lambda: _route_template(scope), caller_oin=lambda: _caller_oin(scope)):
                 try:
                     response = await call_next(request)
                 except Exception as exc:  # noqa: BLE001 - every error is a problem+json answer
                     response = _internal_error(request, exc)
                 elapsed = time.perf_counter() - started
-                request_log.info("http.request", extra={"route": _route_template(scope) or "unmatched",
-                                                        "status": response.status_code, "duration_ms": round(elapsed * 1000, 1)})
-        finally:
-            current_trace_id.reset(token)
+                template = _route_template(scope) or "unmatched"  # templates, never raw paths with ids
+                request_log.info("http.request", extra={"route": template, "status": response.status_code,
+                                                        "duration_ms": round(elapsed * 1000, 1)})
+            span.update_name(f"{request.method} {template}")
+            span.set_attribute("http.route", template)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            telemetry.inject(response.headers)  # traceparent: this request's trace and span
         response.headers["API-Version"] = API_VERSION
-        response.headers["traceparent"] = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
-        route = request.scope.get("route")
-        template = route.path if route is not None else "unmatched"  # templates, never raw paths with ids
         REQUESTS.labels(request.method, template, str(response.status_code)).inc()
         LATENCY.labels(request.method, template).observe(elapsed)
         return response

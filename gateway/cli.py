@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from sqlalchemy import make_url
 
 app = typer.Typer(help="Berichtenbox Re-integratie gateway", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -29,11 +30,31 @@ def _logging() -> None:
     configure_logging(Settings().log_level)
 
 
+def _demo_secrets_if_any() -> None:
+    """In a demo checkout (``make run`` left .var/demo-secrets.json here), use the demo's secrets for what
+    the environment does not set, so ``brb key rewrap`` and friends work on the demo's database."""
+    from gateway.demo import SECRETS
+
+    if SECRETS.exists():
+        try:
+            values = json.loads(SECRETS.read_text())
+        except (OSError, ValueError) as exc:
+            typer.echo(f"cannot read the demo's secrets in {SECRETS}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        for name, value in values.items():
+            os.environ.setdefault(name, value)
+
+
 def _services():
     from gateway.services import Services
     from gateway.settings import Settings
 
-    return Services.from_settings(Settings())
+    _demo_secrets_if_any()
+    try:
+        return Services.from_settings(Settings())
+    except (RuntimeError, OSError, ValueError) as exc:  # missing secrets, an unreadable key file: say so, no traceback
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _with_services(work):
@@ -98,17 +119,91 @@ def key_revoke(oin: str, kid: str) -> None:
     typer.echo(_with_services(lambda svc: registry.revoke_key(svc, oin, kid)).model_dump_json(by_alias=True))
 
 
+def _key_command(work):
+    """Run a key-ring command; a refusal is a clear message and exit code 1, never a traceback."""
+    from gateway.keyrotation import Refused
+
+    try:
+        return _with_services(work)
+    except Refused as exc:
+        typer.echo(f"refused: {exc.reason}", err=True)
+        raise typer.Exit(1) from None
+
+
+@key_app.command("new")
+def key_new(kid: str, file: Annotated[Optional[Path], typer.Option(
+        help="add it to this key file (default BRB_ENCRYPTION_KEYS_FILE); without one, print the entry")] = None) -> None:
+    """Step 1 of a rotation: a new random payload ring key, added to the key file (it does NOT seal yet:
+    `brb key promote` decides that once every process holds it)."""
+    import base64
+    import secrets as random
+
+    from gateway.crypto import read_key_file, write_key_file
+    from gateway.settings import Settings
+
+    target = file or (Path(Settings().encryption_keys_file) if Settings().encryption_keys_file else None)
+    key = random.token_bytes(32)
+    if target is None:
+        typer.echo(f"{kid}:{base64.b64encode(key).decode()}")
+        return
+    keys, current = read_key_file(target) if target.exists() else ({}, None)
+    if kid in keys:
+        typer.echo(f"refused: {target} already has a key {kid!r}", err=True)
+        raise typer.Exit(1)
+    write_key_file(target, {**keys, kid: key}, current or kid)
+    typer.echo(f"key {kid!r} added to {target}; every process picks it up within BRB_KEY_RELOAD_SECONDS (or on SIGHUP)")
+
+
+@key_app.command("status")
+def key_status() -> None:
+    """The fleet's ring: the sealing key, retired keys, every live process and what it holds, and how many
+    sealed values are wrapped under each key."""
+    from gateway import keyrotation
+
+    async def work(svc):
+        return (await keyrotation.ring_state(svc), await keyrotation.live_holders(svc), await keyrotation.wrapped_counts(svc))
+
+    state, holders, counts = _key_command(work)
+    typer.echo(f"sealing key: {state.current_id}   retired: {', '.join(state.retired) or '-'}")
+    typer.echo("wrapped under: " + (", ".join(f"{k}={n}" for k, n in sorted(counts.items())) or "-"))
+    for h in holders:
+        typer.echo(f"  {h.process_id:<40} {h.role:<11} seals {h.current_id:<12} holds {', '.join(h.held)}  seen {h.seen_at:%H:%M:%S}")
+    if not holders:
+        typer.echo("  (no live process recorded its keys)")
+
+
+@key_app.command("promote")
+def key_promote(kid: str) -> None:
+    """Step 2a: seal new data with KID everywhere. Refused unless every live process holds KID."""
+    from gateway.keyrotation import promote
+
+    state = _key_command(lambda svc: promote(svc, kid))
+    typer.echo(f"key {state.current_id!r} seals from now on (every process follows within BRB_KEY_HEARTBEAT_SECONDS); "
+               "then run `brb key rewrap`")
+
+
 @key_app.command("rewrap")
 def key_rewrap() -> None:
-    """Re-wrap every payload's data key under the newest key of BRB_ENCRYPTION_KEYS (after a rotation)."""
+    """Step 2b: re-wrap every sealed value's data key (payloads, webhook secrets, acknowledgement and withdrawal
+    reasons) under the sealing key. Refused until every live process seals with it."""
     from gateway.keyrotation import rewrap_all
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     with Progress(SpinnerColumn(), TextColumn("re-wrapping data keys: {task.completed} done")) as progress:
         task = progress.add_task("rewrap", total=None)
-        done = _with_services(lambda svc: rewrap_all(svc, progress=lambda n: progress.advance(task, n)))
-    typer.echo(f"re-wrapped {done} item(s) under the newest ring key")
+        done = _key_command(lambda svc: rewrap_all(svc, progress=lambda n: progress.advance(task, n)))
+    typer.echo(f"re-wrapped {done} item(s) under the sealing key")
+
+
+@key_app.command("retire")
+def key_retire(kid: str) -> None:
+    """Step 3: retire KID. Refused while it still seals anywhere or anything is still wrapped under it; then
+    remove it from every key file."""
+    from gateway.keyrotation import retire
+
+    _key_command(lambda svc: retire(svc, kid))
+    typer.echo(f"key {kid!r} retired: nothing is wrapped under it any more; remove it from every key file now")
 
 
 @app.command()
@@ -150,31 +245,27 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 @app.command()
 def relay() -> None:
-    """Run the outbox relay (several may run)."""
-    from gateway.outbox.relay import Relay
-
-    _run_worker("relay", lambda svc, stop: Relay(svc).run(stop))
+    """Run the outbox relay (several may run); /health/* and /metrics on BRB_HEALTH_PORT."""
+    _run_worker("relay")
 
 
 @app.command()
 def dispatcher() -> None:
-    """Run the webhook dispatcher (a Kafka consumer group)."""
-    from gateway.webhooks.dispatcher import Dispatcher
-
-    _run_worker("dispatcher", lambda svc, stop: Dispatcher(svc).run(stop))
+    """Run the webhook dispatcher (a Kafka consumer group); /health/* and /metrics on BRB_HEALTH_PORT."""
+    _run_worker("dispatcher")
 
 
 @app.command()
 def retention(once: bool = typer.Option(False, help="purge what is due and exit")) -> None:
     """Purge payloads whose retention has passed and prune confirmed outbox rows and expired jtis
-    (loops every BRB_RETENTION_INTERVAL_SECONDS)."""
-    from gateway.workers import retention_loop, retention_round
+    (loops every BRB_RETENTION_INTERVAL_SECONDS; /health/* and /metrics on BRB_HEALTH_PORT)."""
+    from gateway.workers import retention_round
 
     if once:
         purged, pruned = _with_services(retention_round)
         typer.echo(f"purged {purged} cop(ies); pruned {pruned} confirmed outbox row(s) and expired jti(s)")
         return
-    _run_worker("retention", lambda svc, stop: retention_loop(svc, stop))
+    _run_worker("retention")
 
 
 audit_app = typer.Typer(help="The audit log", no_args_is_help=True)
@@ -199,17 +290,29 @@ def audit_checkpoint() -> None:
     typer.echo(f"checkpoint: record {cp.seq} at {cp.recorded_at}" if cp else "no new checkpoint: the chain head has not moved")
 
 
-def _run_worker(name: str, start) -> None:
-    """Run a long-lived worker, supervised (restarted after a crash), until SIGINT/SIGTERM, then let it
-    finish its round and stop."""
-    from gateway.workers import supervise
+def _run_worker(name: str) -> None:
+    """Run a long-lived worker (relay, dispatcher, retention), supervised (restarted after a crash), with its
+    health server on BRB_HEALTH_PORT (readiness: database, broker for relay and dispatcher, the worker not
+    stuck), until SIGINT/SIGTERM, then let it finish its round and stop."""
+    from gateway.worker_health import serving
+    from gateway.workers import register, run_worker, supervise
 
     async def work(svc):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await supervise(name, lambda s: start(svc, s), stop, backoff_max=svc.settings.broker_backoff_max_seconds)
+        from gateway.keyrotation import KeyKeeper
+
+        keeper = await KeyKeeper(svc, name).start(stop)  # key file reloads, sealing key, key_holders heartbeat
+        try:
+            health = register(svc, name)
+            async with serving(svc, broker=name != "retention"):
+                await supervise(name, run_worker(svc, name), stop, backoff_max=svc.settings.broker_backoff_max_seconds,
+                                health=health)
+        finally:
+            stop.set()
+            await keeper
 
     _with_services(work)
 
@@ -250,7 +353,8 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
         settings = Settings()
         upgrade(settings.database_url, settings.database_schema)
         orgs = _with_services(seed_demo)
-        typer.echo(f"database {settings.database_url} migrated; {orgs} demo organisation(s) registered")
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)  # never a password on screen
+        typer.echo(f"database {shown} migrated; {orgs} demo organisation(s) registered")
         typer.echo(
             "\nGet a token (one per request: every jti is accepted once), e.g. for PI Vught:\n"
             "  TOKEN=$(.venv/bin/brb token 00000001001234567000)\n"

@@ -1,13 +1,17 @@
 """Envelope encryption of payloads at rest.
 
-Each payload gets its own random data key (AES-256-GCM); that data key is wrapped by the newest key
-of the ring. Rotation: add a key at the end of ``BRB_ENCRYPTION_KEYS``; old data stays readable and
-``brb keys rewrap`` re-wraps data keys under the newest key (payload ciphertexts stay as they are)."""
+Each payload gets its own random data key (AES-256-GCM); that data key is wrapped by the ring's
+SEALING key. Which keys a process KNOWS (can open with) and which one SEALS are separate: the known keys
+come from ``BRB_ENCRYPTION_KEYS_FILE`` (reloaded without a restart, gateway/keyrotation.py) or
+``BRB_ENCRYPTION_KEYS``; the sealing key is chosen fleet-wide in the database (``brb key promote``), so
+adding a key never makes it seal before every process knows it (deploy/runbook-key-rotation.md)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -21,23 +25,52 @@ class Sealed:
     key_id: str
 
 
+def _checked(keys: dict[str, bytes], current_id: str | None) -> tuple[dict[str, bytes], str]:
+    if not keys:
+        raise ValueError("the key ring is empty")
+    for kid, key in keys.items():
+        if not kid or len(kid) > 40 or "," in kid or ":" in kid:
+            raise ValueError(f"ring key id {kid!r}: 1-40 characters, no ',' or ':'")
+        if len(key) != 32:
+            raise ValueError(f"ring key {kid!r} must be 32 bytes")
+    current_id = current_id or list(keys)[-1]
+    if current_id not in keys:
+        raise ValueError(f"the sealing key {current_id!r} is not in the ring")
+    return dict(keys), current_id
+
+
 class KeyRing:
-    def __init__(self, keys: dict[str, bytes]):
-        if not keys:
-            raise ValueError("the key ring is empty")
-        for kid, key in keys.items():
-            if len(key) != 32:
-                raise ValueError(f"ring key {kid!r} must be 32 bytes")
-        self._keys = dict(keys)
-        self.current_id = list(keys)[-1]
+    """The keys this process knows, and the one it seals with. Mutable in place (``replace``,
+    ``use``): every part of the process holds this one object, so a reload reaches them all."""
+
+    def __init__(self, keys: dict[str, bytes], current_id: str | None = None):
+        self._keys, self.current_id = _checked(keys, current_id)
 
     @classmethod
     def parse(cls, spec: str) -> "KeyRing":
-        keys: dict[str, bytes] = {}
-        for item in filter(None, (p.strip() for p in spec.split(","))):
-            kid, _, b64 = item.partition(":")
-            keys[kid] = base64.b64decode(b64)
-        return cls(keys)
+        return cls(parse_spec(spec))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "KeyRing":
+        return cls(*read_key_file(path))
+
+    @property
+    def held(self) -> list[str]:
+        return list(self._keys)
+
+    def holds(self, kid: str) -> bool:
+        return kid in self._keys
+
+    def replace(self, keys: dict[str, bytes], current_id: str | None = None) -> None:
+        """Swap the known keys at once (a reloaded key file); the sealing key stays unless given. A ring
+        that would lose its sealing key is refused (ValueError) and the old one kept."""
+        self._keys, self.current_id = _checked(keys, current_id or self.current_id)
+
+    def use(self, kid: str) -> None:
+        """Seal with ``kid`` from now on (it must be known)."""
+        if kid not in self._keys:
+            raise KeyError(f"ring key {kid!r} is not configured")
+        self.current_id = kid
 
     @staticmethod
     def new_key_spec(kid: str) -> str:
@@ -68,6 +101,46 @@ class KeyRing:
         if kid not in self._keys:
             raise KeyError(f"ring key {kid!r} is not configured")
         return AESGCM(self._keys[kid]).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], kid.encode())
+
+
+def ring_from_settings(settings) -> KeyRing:
+    """The ring a process starts with: its key file (BRB_ENCRYPTION_KEYS_FILE), else BRB_ENCRYPTION_KEYS
+    (the last key seals until the database records the fleet's sealing key)."""
+    if settings.encryption_keys_file:
+        return KeyRing.from_file(settings.encryption_keys_file)
+    return KeyRing(parse_spec(settings.encryption_keys.get_secret_value()))
+
+
+def parse_spec(spec: str) -> dict[str, bytes]:
+    """``kid:base64,kid2:base64`` (BRB_ENCRYPTION_KEYS) as {kid: key}."""
+    keys: dict[str, bytes] = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        kid, _, b64 = item.partition(":")
+        keys[kid] = base64.b64decode(b64)
+    return keys
+
+
+def read_key_file(path: str | Path) -> tuple[dict[str, bytes], str | None]:
+    """A key file (BRB_ENCRYPTION_KEYS_FILE): JSON ``{"keys": {"kid": "base64-32-bytes", ...},
+    "current": "kid"}``. ``current`` only seeds the fleet's sealing key the first time a database sees the
+    ring; from then on ``brb key promote`` decides (gateway/keyrotation.py)."""
+    doc = json.loads(Path(path).read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict):
+        raise ValueError(f"{path}: expected {{\"keys\": {{\"kid\": \"base64\"}}, \"current\": \"kid\"}}")
+    keys = {str(kid): base64.b64decode(b64) for kid, b64 in doc["keys"].items()}
+    return keys, doc.get("current")
+
+
+def write_key_file(path: str | Path, keys: dict[str, bytes], current: str | None) -> None:
+    """Write a key file atomically (a reader never sees half a file), readable by its owner only."""
+    path = Path(path)
+    _checked(keys, current)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"keys": {kid: base64.b64encode(k).decode() for kid, k in keys.items()},
+                   **({"current": current} if current else {})}, f, indent=2)
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

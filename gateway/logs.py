@@ -2,10 +2,10 @@
 
 Operators search by trace id, caller, route template or worker; so every line carries what is bound
 (``bound(worker="relay")``; the app binds method, route template and caller OIN per request) and the
-trace id of the request. Log lines leave the gateway, so every string in them passes ``scrub()``: a
-9-digit number (BSN-like), a JWT and SQL parameters become ``[redacted]``. Tracebacks never carry the
-values of local variables. Log an event name as the message and the details as ``extra`` fields:
-``log.warning("relay.round-failed", extra={"retry_in": 1.5})``."""
+trace id of the current span (a request's, a relay round's: the OpenTelemetry trace id). Log lines
+leave the gateway, so every string in them passes ``scrub()``: a 9-digit number (BSN-like), a JWT and
+SQL parameters become ``[redacted]``. Tracebacks never carry the values of local variables. Log an
+event name as the message and the details as ``extra`` fields: ``log.warning("relay.round-failed", extra={"retry_in": 1.5})``."""
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from gateway.services import current_trace_id
+from gateway.services import active_trace_id
 
 REDACTED = "[redacted]"
 _SECRETS = re.compile(
@@ -55,8 +55,8 @@ def bound(**fields: Any) -> Iterator[None]:
 
 
 def context() -> dict[str, Any]:
-    """The fields bound here and now, with the request's trace id."""
-    fields = {"trace_id": current_trace_id.get()}
+    """The fields bound here and now, with the trace id (the current OpenTelemetry span's)."""
+    fields = {"trace_id": active_trace_id()}
     for name, value in _context.get().items():
         fields[name] = value() if callable(value) else value
     return {k: v for k, v in fields.items() if v is not None}

@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import consent
 from contracts.parties import SYSTEM_OIN
 from consent.catalogue import Catalogue
+from gateway import telemetry
 from gateway.audit.chain import AuditChain
 from gateway.audit.record import Activity, AuditEntry
 from gateway.clock import Clock
-from gateway.crypto import KeyRing
+from gateway.crypto import KeyRing, ring_from_settings
 from gateway.db.engine import Database, create_engine
 from gateway.outbox.events import Event, audit_recorded, outbox_row
 from gateway.pseudonym import Pseudonymizer
@@ -35,18 +36,15 @@ class Actor:
 
 SYSTEM = Actor(oin=SYSTEM_OIN, kind="system")
 
-# The trace id of the request being served: from the caller's W3C `traceparent` when it sends a valid
-# one (so its own Logboek can be joined with ours), otherwise new. Every audit record of the request
-# carries it.
+# An explicit trace id, bound by hand (a test, a job without a span); normally unset, and the trace id
+# is the OpenTelemetry one of the current span (gateway/telemetry.py): for a request, the caller's W3C
+# `traceparent` when it sends a valid one (so its own Logboek can be joined with ours), otherwise new.
+# Every log line and every audit record of the request carries it: one trace id, not two.
 current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_trace_id", default=None)
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
-def trace_id_from(traceparent: str | None) -> str:
-    match = _TRACEPARENT.match((traceparent or "").strip().lower())
-    if match and match.group(1) != "0" * 32:
-        return match.group(1)
-    return uuid.uuid4().hex
+def active_trace_id() -> str | None:
+    return current_trace_id.get() or telemetry.trace_id()
 
 
 @dataclass
@@ -58,15 +56,16 @@ class Services:
     audit: AuditChain
     catalogue: Catalogue
     clock: Clock = field(default_factory=Clock)
-    workers: dict[str, str] = field(default_factory=dict)  # embedded workers: name -> running | restarting
+    workers: dict[str, Any] = field(default_factory=dict)  # name -> gateway.workers.WorkerHealth (readiness)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Services":
         settings.require_secrets()
+        telemetry.configure(settings.otel_exporter_otlp_endpoint, settings.otel_service_name)
         return cls(
             settings=settings,
             db=Database(create_engine(settings.database_url, settings.database_schema)),
-            keyring=KeyRing.parse(settings.encryption_keys.get_secret_value()),
+            keyring=ring_from_settings(settings),
             pseudonyms=Pseudonymizer(settings.pseudonym_key.get_secret_value().encode()),
             audit=AuditChain(settings.audit_chain_key.get_secret_value().encode()),
             catalogue=consent.load(),
@@ -80,7 +79,7 @@ class Services:
     async def unit_of_work(self, actor: Actor, trace_id: str | None = None) -> AsyncIterator["UnitOfWork"]:
         """ONE transaction: the caller's rows, then its audit records and outbox rows, then commit."""
         async with self.db.write() as session:
-            uow = UnitOfWork(self, session, actor, trace_id or current_trace_id.get() or uuid.uuid4().hex)
+            uow = UnitOfWork(self, session, actor, trace_id or active_trace_id() or uuid.uuid4().hex)
             yield uow
             await uow.seal()
 
@@ -99,7 +98,9 @@ class UnitOfWork:
 
     def emit(self, event: Event) -> None:
         """Publish ``event`` (built by its function in gateway/outbox/events.py) with this transaction."""
-        self.session.add(outbox_row(event, self.now, self.services.topics))
+        row = outbox_row(event, self.now, self.services.topics)
+        row.traceparent = telemetry.traceparent()  # published as the event's distributed-tracing extension
+        self.session.add(row)
 
     async def seal(self) -> None:
         records = await self.services.audit.append(

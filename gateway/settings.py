@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,19 +20,39 @@ class Settings(BaseSettings):
     # --- storage -----------------------------------------------------------------------------
     database_url: str = Field("sqlite+aiosqlite:///./.var/brb.sqlite3", description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…")
     database_schema: str | None = Field(None, description="PostgreSQL schema (search_path) to use; tests use one per test")
+    database_password: SecretStr | None = Field(
+        None, description="password for the database URL, kept out of it: set when the URL has none (e.g. the file "
+        "brb_database_password in BRB_SECRETS_DIR)")
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "BRB_KAFKA_BOOTSTRAP_SERVERS")
     )
     kafka_topic_prefix: str = Field("brb", description="topics are <prefix>.events and <prefix>.audit")
+    kafka_security_protocol: str = Field("PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+                                         description="PLAINTEXT for a local broker; SASL_SSL in production")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism: one principal per component")
+    kafka_sasl_username: str | None = Field(None, description="this process's Kafka principal (e.g. brb-relay)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="its password (file brb_kafka_sasl_password)")
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle that signed the brokers' certificates")
 
     # --- identity and secrets (no usable default: the service refuses to start without them) ---
     audience: str = Field("urn:nl:brb:gateway", description="the `aud` every caller's JWT must carry")
     pseudonym_key: SecretStr | None = Field(None, description="HMAC key that turns a BSN/SKN into the subject pseudonym")
     encryption_keys: SecretStr | None = Field(
-        None, description="key ring for payloads at rest: 'kid:base64-32-bytes,kid2:…'; the LAST one encrypts new data"
+        None, description="key ring for payloads at rest: 'kid:base64-32-bytes,kid2:…' (static; prefer "
+        "BRB_ENCRYPTION_KEYS_FILE). The LAST one seals only until the database records a sealing key: from then on "
+        "`brb key promote` decides (deploy/runbook-key-rotation.md)"
     )
+    encryption_keys_file: str | None = Field(
+        None, description="key ring file, JSON {\"keys\": {kid: base64-32-bytes}, \"current\": kid}; every process "
+        "re-reads it when it changes (checked every BRB_KEY_RELOAD_SECONDS) and on SIGHUP, no restart. Wins over "
+        "BRB_ENCRYPTION_KEYS")
+    key_reload_seconds: float = Field(2.0, gt=0, description="how often the key file's mtime is checked")
+    key_heartbeat_seconds: float = Field(5.0, gt=0, description="how often a process records the ring keys it holds (table key_holders)")
+    key_holder_window_seconds: float = Field(
+        30.0, gt=0, description="a process that recorded its keys within this many seconds counts as live: "
+        "`brb key promote/rewrap/retire` refuse unless every live process holds the key in question")
     audit_chain_key: SecretStr | None = Field(None, description="HMAC key of the audit hash chain")
     audit_checkpoint_file: str | None = Field(
         None, description="where signed checkpoints of the audit chain (head seq and hash) are kept OUTSIDE the "
@@ -74,10 +94,42 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     allow_insecure_loopback_webhooks: bool = Field(False, description="accept http:// loopback callbacks and callbacks to private, loopback or link-local addresses (demo, tests; never in production)")
     retention_interval_seconds: float = 3600.0
+    worker_stuck_factor: float = Field(5.0, gt=0, description="a worker with no finished round for this many of its intervals is 'stuck' (readiness 503)")
+    worker_stuck_min_seconds: float = Field(60.0, ge=0, description="the shortest stuck window, for workers with short intervals (relay, dispatcher)")
+    health_port: int = Field(8081, ge=0, le=65535, description="port of /health/live, /health/ready and /metrics of a worker process (brb relay, dispatcher, retention); 0: none")
 
     # --- logs ------------------------------------------------------------------------------------
     log_level: str = Field("INFO", pattern="^(?i:debug|info|warning|error|critical)$",
                            description="level of the gateway's own loggers (brb.*); JSON lines on stderr, see README 'Logs'")
+
+    # --- traces (OpenTelemetry) ------------------------------------------------------------------
+    otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP collector (http://collector:4318); unset: spans are not exported (trace ids still are in logs, responses and events)")
+    otel_service_name: str = Field("brb-gateway", description="service.name of this process's spans (e.g. brb-relay for the relay)")
+
+    @model_validator(mode="after")
+    def _password_into_url(self) -> "Settings":
+        """Put ``database_password`` into a PostgreSQL URL that has none, so the secret never sits in the URL's source."""
+        if self.database_password is not None and self.database_url.startswith("postgresql"):
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url)
+            if url.password is None:
+                self.database_url = url.set(password=self.database_password.get_secret_value()).render_as_string(hide_password=False)
+        return self
+
+    def kafka_options(self) -> dict:
+        """Security keyword arguments for every aiokafka client of the service (empty for PLAINTEXT)."""
+        options: dict = {}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            options["security_protocol"] = self.kafka_security_protocol
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism, sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None)
+        return options
 
     @cached_property
     def events_topic(self) -> str:
@@ -88,7 +140,8 @@ class Settings(BaseSettings):
         return f"{self.kafka_topic_prefix}.audit"
 
     def require_secrets(self) -> None:
-        missing = [n for n in ("pseudonym_key", "encryption_keys", "audit_chain_key") if getattr(self, n) is None]
+        missing = [n for n in ("pseudonym_key", "encryption_keys", "audit_chain_key") if getattr(self, n) is None
+                   and not (n == "encryption_keys" and self.encryption_keys_file)]
         if missing:
             raise RuntimeError(
                 "missing secrets: " + ", ".join("BRB_" + n.upper() for n in missing)

@@ -45,7 +45,15 @@ def run(
     gateway: str = GatewayOpt, oin: str = OinOpt, key: Path = KeyOpt, store: Path = StoreOpt, audience: str = AudienceOpt,
     bootstrap: str = typer.Option("127.0.0.1:9092", "--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS"),
     topic_prefix: str = typer.Option("brb", "--topic-prefix", envvar="BRB_KAFKA_TOPIC_PREFIX"),
-    group: Optional[str] = typer.Option(None, "--group", help="consumer group (default municipal-<oin>)"),
+    topic: Optional[str] = typer.Option(None, "--topic", envvar="BRB_MUNICIPAL_TOPIC",
+                                        help="topic to consume (default <prefix>.org.<oin>: this organisation's own)"),
+    group: Optional[str] = typer.Option(None, "--group", help="consumer group (default <oin>.municipal: the ACL grants <oin>.*)"),
+    security_protocol: str = typer.Option("PLAINTEXT", "--kafka-security-protocol", envvar="BRB_KAFKA_SECURITY_PROTOCOL",
+                                          help="PLAINTEXT (demo) or SASL_SSL (production)"),
+    sasl_mechanism: Optional[str] = typer.Option(None, "--kafka-sasl-mechanism", envvar="BRB_KAFKA_SASL_MECHANISM"),
+    sasl_username: Optional[str] = typer.Option(None, "--kafka-sasl-username", envvar="BRB_KAFKA_SASL_USERNAME"),
+    sasl_password_file: Optional[Path] = typer.Option(None, "--kafka-sasl-password-file", envvar="BRB_KAFKA_SASL_PASSWORD_FILE"),
+    ssl_cafile: Optional[Path] = typer.Option(None, "--kafka-ssl-cafile", envvar="BRB_KAFKA_SSL_CAFILE"),
     case_system: Optional[str] = typer.Option(None, "--case-system", envvar="BRB_CASE_SYSTEM_URL",
                                               help="POST each message here; its answer decides accepted/rejected"),
     drop: Optional[Path] = typer.Option(None, "--drop", help="drop folder of aftercare-report JSON files"),
@@ -55,11 +63,13 @@ def run(
     sweep_seconds: float = typer.Option(5.0, "--sweep-seconds", help="how often to retry pending work and scan --drop"),
     session_timeout_ms: int = typer.Option(10_000, "--session-timeout-ms", help="Kafka group session timeout"),
 ) -> None:
-    """Consume <prefix>.events until stopped (SIGINT/SIGTERM): read, store, forward and acknowledge each delivery."""
+    """Consume <prefix>.org.<oin> until stopped (SIGINT/SIGTERM): read, store, forward and acknowledge each delivery."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = Config(oin=oin, bootstrap=bootstrap, topic_prefix=topic_prefix, group_id=group, default_purpose=default_purpose,
                     purposes=_purposes(purpose), drop=drop, report_to=list(report_to), sweep_seconds=sweep_seconds,
-                    session_timeout_ms=session_timeout_ms)
+                    session_timeout_ms=session_timeout_ms, topic_override=topic, security_protocol=security_protocol,
+                    sasl_mechanism=sasl_mechanism, sasl_username=sasl_username, ssl_cafile=ssl_cafile,
+                    sasl_password=sasl_password_file.read_text().strip() if sasl_password_file else None)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,5 +1,8 @@
 """The connector: Kafka consumer (its own group), reads, local store, case system, acknowledgements.
 
+It consumes its organisation's own topic ``<prefix>.org.<oin>`` (every event that names it in
+``data.parties``; Kafka ACLs let it read nothing else), or the topic given with ``--topic``.
+
 Exactly once, across crashes:
 
 - Kafka offsets are committed (``enable_auto_commit=False``) only after the record's work is committed in
@@ -52,14 +55,37 @@ class Config:
     report_to: list[str] = field(default_factory=list)
     sweep_seconds: float = 5.0
     session_timeout_ms: int = 10_000  # how soon a killed connector's partitions go to its restarted self
+    topic_override: str | None = None  # e.g. <prefix>.events, for a service component allowed to read it
+    # production Kafka (deploy/README.md): SASL_SSL with this organisation's own principal
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None  # SCRAM-SHA-512 (Strimzi) or PLAIN
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
 
     @property
     def topic(self) -> str:
-        return f"{self.topic_prefix}.events"
+        """This organisation's own topic (docs/events.md) unless overridden."""
+        return self.topic_override or f"{self.topic_prefix}.org.{self.oin}"
 
     @property
     def group(self) -> str:
-        return self.group_id or f"municipal-{self.oin}"
+        """The ACL grants an organisation the consumer groups that start with ``<oin>.`` (deploy/k8s/kafka-users.yaml)."""
+        return self.group_id or f"{self.oin}.municipal"
+
+    def kafka_options(self) -> dict:
+        """The consumer's security arguments (nothing for PLAINTEXT, the demo broker)."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        options: dict = {"security_protocol": self.security_protocol}
+        if self.security_protocol.endswith("SSL"):
+            import ssl
+
+            options["ssl_context"] = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.security_protocol.startswith("SASL"):
+            options |= {"sasl_mechanism": self.sasl_mechanism or "SCRAM-SHA-512",
+                        "sasl_plain_username": self.sasl_username, "sasl_plain_password": self.sasl_password}
+        return options
 
     def purpose_for(self, message_type: str) -> str:
         return self.purposes.get(message_type) or DEFAULT_PURPOSES.get(message_type) or self.default_purpose
@@ -216,7 +242,8 @@ class Connector:
         return AIOKafkaConsumer(self.config.topic, bootstrap_servers=self.config.bootstrap, group_id=self.config.group,
                                 enable_auto_commit=False, auto_offset_reset="earliest", client_id=self.config.group,
                                 metadata_max_age_ms=5_000, session_timeout_ms=self.config.session_timeout_ms,
-                                heartbeat_interval_ms=max(500, self.config.session_timeout_ms // 5))
+                                heartbeat_interval_ms=max(500, self.config.session_timeout_ms // 5),
+                                **self.config.kafka_options())
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = self.consumer()

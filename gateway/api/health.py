@@ -1,4 +1,5 @@
-"""Liveness, readiness (database and broker reachable) and Prometheus metrics. Outside /api/v1."""
+"""Liveness, readiness (database and broker reachable, no embedded worker stuck) and Prometheus metrics.
+Outside /api/v1. Worker processes serve the same three on their own port (gateway/worker_health.py)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
@@ -17,11 +18,8 @@ async def live() -> dict:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    services = request.app.state.services
-    checks = await readiness.checks(services)
-    ok = all(v == "up" for v in checks.values())
-    body = {"status": "up" if ok else "down", "checks": checks} | ({"workers": dict(services.workers)} if services.workers else {})
-    return JSONResponse(body, status_code=200 if ok else 503)
+    status, body = await readiness.report(request.app.state.services)
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/metrics")

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.audit.record import CHAINED_FIELDS, AuditEntry
 from gateway.db.models import AuditHead, AuditRecord
+from gateway.metrics import AUDIT_HEAD_SEQ, AUDIT_VERIFY_INTACT
 
 GENESIS = "0" * 64
 
@@ -66,6 +67,7 @@ class AuditChain:
         await session.exec(insert(AuditRecord.__table__), params=rows)  # core executemany: one round trip
         head.seq, head.hash = seq, prev
         session.add(head)
+        AUDIT_HEAD_SEQ.set(seq)  # before commit: a rolled-back append is overtaken by the next one
         return rows
 
 
@@ -101,6 +103,14 @@ Head = AuditHead | None | Callable[[], Awaitable[AuditHead | None]]
 
 async def verify(chain: AuditChain, records: AsyncIterator[AuditRecord], head: Head, *, from_seq: int = 1,
                  prev_hash: str | None = None, anchor: Anchor | None = None) -> VerifyResult:
+    """``_walk`` (below); its verdict is also brb_audit_chain_intact (alert when 0)."""
+    result = await _walk(chain, records, head, from_seq=from_seq, prev_hash=prev_hash, anchor=anchor)
+    AUDIT_VERIFY_INTACT.set(1 if result.intact else 0)
+    return result
+
+
+async def _walk(chain: AuditChain, records: AsyncIterator[AuditRecord], head: Head, *, from_seq: int = 1,
+                prev_hash: str | None = None, anchor: Anchor | None = None) -> VerifyResult:
     """Walk the records in seq order and report the first one that breaks the chain, and why; then check
     the head row against where the chain ends, and the chain against the newest signed checkpoint.
 

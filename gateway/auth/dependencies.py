@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from gateway.auth.tokens import Caller, verify_token
+from gateway.auth.tokens import Caller, verify_token, with_reason
+from gateway.metrics import TOKEN_FAILURES
 from gateway.problems import Problem
 
 
@@ -36,16 +37,22 @@ def require(*scopes: str) -> Callable:
 
     async def dependency(request: Request) -> Caller:
         services = request.app.state.services
-        caller = await verify_token(services, request.headers.get("authorization"))
+        try:
+            caller = await verify_token(services, request.headers.get("authorization"))
+        except Problem as exc:  # the one place token refusals are counted, by reason
+            TOKEN_FAILURES.labels(getattr(exc, "token_failure", None) or exc.type.slug).inc()
+            raise
         wait = request.app.state.rate_limiter.take(caller.oin)
         if wait:
             raise Problem("rate-limited", f"more than {services.settings.rate_limit_per_minute} requests a minute",
                           headers={"Retry-After": str(math.ceil(wait))})
         if scopes and not (caller.scopes & set(scopes)):
-            raise Problem("insufficient-scope",
-                          f"this operation needs scope {' or '.join(scopes)}; the token holds "
-                          f"{caller.scope or 'no scope'} (ask for it in the token's scope claim)",
-                          headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(scopes)}"'})
+            TOKEN_FAILURES.labels("scope-missing").inc()
+            raise with_reason("scope-missing", Problem(
+                "insufficient-scope",
+                f"this operation needs scope {' or '.join(scopes)}; the token holds "
+                f"{caller.scope or 'no scope'} (ask for it in the token's scope claim)",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(scopes)}"'}))
         request.state.caller = caller
         return caller
 

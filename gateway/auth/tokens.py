@@ -42,31 +42,46 @@ class Caller:
         return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope)
 
 
-def _invalid(detail: str) -> Problem:
-    return Problem("invalid-token", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+# Why a token was refused: a short stable code per refusal, counted in brb_token_failures_total{reason}
+# (gateway/auth/dependencies.py); the problem details say the same in words.
+TOKEN_FAILURE_REASONS = (
+    "missing", "malformed", "bad-algorithm", "no-kid", "bad-issuer", "bad-claim", "unknown-issuer", "unknown-kid",
+    "revoked-kid", "alg-mismatch", "expired", "not-yet-valid", "wrong-audience", "bad-signature", "missing-claim",
+    "rejected", "lifetime-too-long", "bad-jti", "replayed", "bad-scope-claim", "scope-not-allowed", "scope-missing",
+)
+
+
+def with_reason(reason: str, problem: Problem) -> Problem:
+    """``problem``, marked with the refusal's reason code (one of ``TOKEN_FAILURE_REASONS``)."""
+    problem.token_failure = reason
+    return problem
+
+
+def _invalid(reason: str, detail: str) -> Problem:
+    return with_reason(reason, Problem("invalid-token", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}))
 
 
 async def verify_token(services: Services, authorization: str | None) -> Caller:
     if not authorization or not authorization.startswith("Bearer "):
-        raise _invalid("send an Authorization: Bearer <JWT> header")
+        raise _invalid("missing", "send an Authorization: Bearer <JWT> header")
     token = authorization[len("Bearer "):].strip()
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise _invalid(f"malformed token: {exc}") from None
+        raise _invalid("malformed", f"malformed token: {exc}") from None
     alg, kid = header.get("alg"), header.get("kid")
     if alg not in ALLOWED_ALGORITHMS:
-        raise _invalid(f"algorithm {alg!r} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS)}")
+        raise _invalid("bad-algorithm", f"algorithm {alg!r} is not accepted; use one of {', '.join(ALLOWED_ALGORITHMS)}")
     if not kid or not isinstance(kid, str):
-        raise _invalid("the token header has no kid")
+        raise _invalid("no-kid", "the token header has no kid")
     iss, sub = unverified.get("iss"), unverified.get("sub")
     if not isinstance(iss, str) or iss != sub:
-        raise _invalid("iss and sub must both be the calling organisation's OIN")
+        raise _invalid("bad-issuer", "iss and sub must both be the calling organisation's OIN")
     for claim in ("exp", "iat", "nbf"):  # RFC 7519 NumericDate: a JSON number, not a string or a boolean
         value = unverified.get(claim)
         if value is not None and (type(value) not in (int, float) or not 0 <= value < 2**53):
-            raise _invalid(f"{claim} must be a NumericDate (seconds since the epoch, as a JSON number)")
+            raise _invalid("bad-claim", f"{claim} must be a NumericDate (seconds since the epoch, as a JSON number)")
 
     async with services.db.read() as session:  # organisation and key in one round trip
         row = (await session.exec(
@@ -76,13 +91,13 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
         )).first()
     org, key = row if row else (None, None)
     if org is None or not org.active:
-        raise _invalid("the issuer is not a registered, active organisation")
+        raise _invalid("unknown-issuer", "the issuer is not a registered, active organisation")
     if key is None:
-        raise _invalid(f"unknown kid {kid!r} for this organisation")
+        raise _invalid("unknown-kid", f"unknown kid {kid!r} for this organisation")
     if key.revoked_at is not None:
-        raise _invalid(f"key {kid!r} was revoked")
+        raise _invalid("revoked-kid", f"key {kid!r} was revoked")
     if key.alg != alg:
-        raise _invalid(f"key {kid!r} is registered for {key.alg}, the token says {alg}")
+        raise _invalid("alg-mismatch", f"key {kid!r} is registered for {key.alg}, the token says {alg}")
 
     settings = services.settings
     try:
@@ -92,28 +107,34 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
             leeway=settings.clock_skew_seconds, options={"require": ["exp", "iat", "jti", "iss", "sub", "aud"]},
         )
     except jwt.ExpiredSignatureError:
-        raise _invalid(f"the token has expired: exp lies more than the allowed clock skew of "
+        raise _invalid("expired", f"the token has expired: exp lies more than the allowed clock skew of "
                        f"{settings.clock_skew_seconds} s in the past; mint a fresh token") from None
     except jwt.ImmatureSignatureError:
-        raise _invalid(f"the token is not valid yet: nbf or iat lies more than the allowed clock skew of "
+        raise _invalid("not-yet-valid", f"the token is not valid yet: nbf or iat lies more than the allowed clock skew of "
                        f"{settings.clock_skew_seconds} s in the future; check the sender's clock") from None
     except jwt.InvalidAudienceError:
-        raise _invalid(f"wrong audience: the gateway is {settings.audience!r}") from None
+        raise _invalid("wrong-audience", f"wrong audience: the gateway is {settings.audience!r}") from None
+    except jwt.InvalidSignatureError as exc:
+        raise _invalid("bad-signature", f"token rejected: {exc}") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _invalid("missing-claim", f"token rejected: {exc}") from None
+    except jwt.InvalidIssuerError as exc:
+        raise _invalid("bad-issuer", f"token rejected: {exc}") from None
     except jwt.PyJWTError as exc:
-        raise _invalid(f"token rejected: {exc}") from None
+        raise _invalid("rejected", f"token rejected: {exc}") from None
     if claims["exp"] - time.time() > settings.token_max_lifetime_seconds + settings.clock_skew_seconds:
-        raise _invalid(f"exp lies more than {settings.token_max_lifetime_seconds} s ahead "
+        raise _invalid("lifetime-too-long", f"exp lies more than {settings.token_max_lifetime_seconds} s ahead "
                        f"(plus the clock skew of {settings.clock_skew_seconds} s)")
     jti = claims["jti"]
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
-        raise _invalid("jti must be a string of 8 to 200 characters")
+        raise _invalid("bad-jti", "jti must be a string of 8 to 200 characters")
 
     try:
         async with services.db.write() as session:
             session.add(UsedToken(iss=iss, jti=jti, expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc)))
     except IntegrityError:
-        raise Problem("token-replayed", "this jti was already used; mint a new token per request",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        raise with_reason("replayed", Problem("token-replayed", "this jti was already used; mint a new token per request",
+                                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})) from None
     scopes = granted_scopes(org.kind, claims.get("scope", ""))
     return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)
 
@@ -125,7 +146,7 @@ def granted_scopes(kind_name: str, requested: object) -> frozenset[str]:
     """The token's ``scope`` claim, all of it or nothing: callers sign their own tokens, so a scope they
     may not hold is a mistake to report (403, naming what the kind may hold), never silently dropped."""
     if not isinstance(requested, str):  # RFC 9068 / RFC 8693: one space-delimited string
-        raise _invalid(f"scope must be one space-delimited string, e.g. \"messages:send messages:read\", "
+        raise _invalid("bad-scope-claim", f"scope must be one space-delimited string, e.g. \"messages:send messages:read\", "
                        f"not a JSON {_JSON_TYPES.get(type(requested), 'value')}")
     kind = KINDS.get(kind_name)
     allowed = kind.scopes if kind else frozenset()
@@ -139,10 +160,11 @@ def granted_scopes(kind_name: str, requested: object) -> frozenset[str]:
             parts.append(f"a {kind_name} organisation may not hold scope(s) {' '.join(sorted(refused & known))}")
         if unknown:
             parts.append(f"no kind may hold the unknown scope(s) {' '.join(unknown)}")
-        raise Problem("insufficient-scope",
-                      f"the token asks for what it cannot get: {', and '.join(parts)}. "
-                      f"A {kind_name} may hold: {' '.join(sorted(allowed))} (ask only for what the request needs)",
-                      headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+        raise with_reason("scope-not-allowed", Problem(
+            "insufficient-scope",
+            f"the token asks for what it cannot get: {', and '.join(parts)}. "
+            f"A {kind_name} may hold: {' '.join(sorted(allowed))} (ask only for what the request needs)",
+            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'}))
     return asked
 
 

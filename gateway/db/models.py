@@ -242,6 +242,7 @@ class OutboxEvent(SQLModel, table=True):
     claimed_until: datetime | None = utc_col()
     published_at: datetime | None = utc_col(index=True)
     attempts: int = 0
+    traceparent: str | None = Field(default=None, max_length=55)  # W3C trace context of the writing transaction (0006)
 
 
 class Subscription(SQLModel, table=True):
@@ -286,3 +287,25 @@ WITHDRAWAL_REASON = SealedColumns("withdrawal_reason_ciphertext", "withdrawal_re
                                   "withdrawal_reason_key_id", legacy_plain="withdrawal_reason")
 SEALED = ((Message, PAYLOAD), (Subscription, SUBSCRIPTION_SECRET), (Delivery, ACKNOWLEDGEMENT_REASON),
           (Consent, WITHDRAWAL_REASON))
+
+
+class KeyRingState(SQLModel, table=True):
+    """The fleet's payload key ring (one row, id 1): the key every process seals with, and the retired
+    ones (migration 0006; gateway/keyrotation.py)."""
+
+    __tablename__ = "key_ring"
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    current_id: str = Field(max_length=40)
+    retired: list = json_col()
+    changed_at: datetime = utc_col(nullable=False)
+
+
+class KeyHolder(SQLModel, table=True):
+    """A running process and the ring keys it holds, recorded every few seconds (its heartbeat)."""
+
+    __tablename__ = "key_holders"
+    process_id: str = Field(primary_key=True, max_length=120)
+    role: str = Field(max_length=40)
+    held: list = json_col()
+    current_id: str = Field(max_length=40)
+    seen_at: datetime = utc_col(nullable=False, index=True)

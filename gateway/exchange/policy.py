@@ -10,6 +10,7 @@ from consent import ConsentRecord, Decision, Exchange, decide
 from consent.catalogue import Catalogue
 from gateway.audit.record import Activity
 from gateway.db.models import Consent, Organisation
+from gateway.metrics import POLICY_DECISIONS
 from gateway.schemas import Redaction, ReleasedSection
 
 DENY_PROBLEM = {
@@ -47,6 +48,13 @@ def decide_for(
                  facts=facts),
         consents,
     )
+
+
+def counted(stage: str, decision: Decision) -> Decision:
+    """Count a decision in brb_policy_decisions_total (stage send|read; a rule id from the catalogue, or
+    ``none`` when no rule applied): called once where each stage decides."""
+    POLICY_DECISIONS.labels(stage, decision.outcome, decision.rule or "none").inc()
+    return decision
 
 
 def redactions(decision: Decision) -> list[Redaction]:

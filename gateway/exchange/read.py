@@ -84,12 +84,12 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     me = await session.get(Organisation, caller.oin)
     contract = validate_payload(message.type, message.version, payload)
     now_competent = await competence.current_competence(session, message.subject_id)
-    decision = policy.decide_for(
+    decision = policy.counted("read", policy.decide_for(
         services.catalogue, sender_kind=sender.kind, recipient=me, message_type=message.type, purpose=purpose,
         subject_id=message.subject_id, sections=sections_present(message.type, message.version, payload),
         consents=await policy.consents_of(session, message.subject_id), at=uow.now,
         facts=competence.facts_for(me, now_competent, contract),
-    )
+    ))
     common = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose,
                   counterparty_oin=message.sender_oin, legal_basis=decision.basis, rule=decision.rule)
     if not decision.allowed:

@@ -38,6 +38,7 @@ from gateway.problems import Problem, field_detail
 from gateway.schemas import MessageReceipt, SendMessageRequest
 from gateway.services import Services, UnitOfWork
 from gateway.statuses import DeliveryState
+from gateway.telemetry import traced
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Outcome:
         return [(org, self.decisions[org.oin]) for org in snapshot.recipients if not self.decisions[org.oin].allowed]
 
 
+@traced("messages.send")
 async def send_message(services: Services, caller: Caller, body: SendMessageRequest, idempotency_key: str) -> MessageReceipt:
     request_hash = _request_hash(body)
     earlier = await _earlier_answer(services, caller, idempotency_key, request_hash)
@@ -132,9 +134,10 @@ def decide(catalogue: Catalogue, caller: Caller, prepared: Prepared, snapshot: S
     body, contract = prepared.body, prepared.contract
     after = snapshot.competence.after(contract, caller.oin)
     return Outcome({
-        org.oin: policy.decide_for(catalogue, sender_kind=caller.kind, recipient=org, message_type=body.type,
-                                   purpose=body.purpose, subject_id=snapshot.subject_id, sections=prepared.sections,
-                                   consents=snapshot.consents, at=now, facts=competence.facts_for(org, after, contract))
+        org.oin: policy.counted("send", policy.decide_for(
+            catalogue, sender_kind=caller.kind, recipient=org, message_type=body.type, purpose=body.purpose,
+            subject_id=snapshot.subject_id, sections=prepared.sections, consents=snapshot.consents, at=now,
+            facts=competence.facts_for(org, after, contract)))
         for org in snapshot.recipients
     }, after)
 

@@ -1,6 +1,8 @@
 """One webhook call, the one way every callback is made (the dispatcher's deliveries and a subscriber's
 ping): the SSRF check first, then a POST of the CloudEvent signed the Standard Webhooks way, with the
-gateway's ``User-Agent``. The outcome is the HTTP status received or why none was."""
+gateway's ``User-Agent`` and the W3C ``traceparent`` of the calling span (the event's own trace is in the
+CloudEvent's ``traceparent`` attribute; the calling span links to it). The outcome is the HTTP status
+received or why none was."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
-from gateway import API_VERSION
+from gateway import API_VERSION, telemetry
 from gateway.services import Services
 from gateway.webhooks.subscriptions import non_public_address
 
@@ -54,7 +56,8 @@ async def call(services: Services, client: httpx.AsyncClient, url: str, secret: 
     refused = await refused_target(services, url)
     if refused is not None:
         return Outcome(None, refused)
-    headers = signed_headers(secret, event_id, body, services.clock.now())
+    telemetry.link_to(telemetry.traceparent_of_event(body))
+    headers = telemetry.inject(signed_headers(secret, event_id, body, services.clock.now()))
     try:
         response = await client.post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:  # the text may quote the URL: keep a subscriber's query string out of logs

@@ -12,7 +12,16 @@
 3. A record that is no CloudEvent of the gateway names no subscription, so it cannot be a dead letter: it
    is logged (``webhook.unreadable-record`` with topic, partition and offset, never its bytes), counted
    (``brb_webhook_unreadable_records_total``, alert on it) and committed past; Kafka keeps it for its
-   retention, where an operator finds it by that offset."""
+   retention, where an operator finds it by that offset. A record the database refuses (``DataError``,
+   ``IntegrityError``) is passed over the same way (``webhook.unprocessable-record``).
+4. One bad delivery never stops the others: a subscription whose secret cannot be decrypted (its ring key
+   is not held, or the ciphertext does not authenticate) makes that delivery a dead letter at once, with
+   the reason as its ``last_error`` (a key id, never key material), logged and counted
+   (``brb_worker_item_failures_total{worker="dispatcher"}``); an unexpected error in one attempt counts as
+   a failed attempt of that delivery only.
+5. Each round reports to readiness (``gateway.workers.round_done``: the consumer and the sender) and
+   refreshes the backlog gauges: pending deliveries, the oldest one's age, dead letters and the consumer's
+   lag (high watermark minus position, per assigned partition, as the last fetch saw it)."""
 from __future__ import annotations
 
 import asyncio
@@ -22,28 +31,27 @@ from datetime import timedelta
 import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from cryptography.exceptions import InvalidTag
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlmodel import col, func, select
 
 from gateway.backoff import exponential_jitter
 from gateway.db.dialect import insert_ignoring_duplicates
 from gateway.db.models import Subscription, WebhookDelivery
 from gateway.logs import bound
-from gateway.metrics import WEBHOOK_ATTEMPTS
+from gateway.metrics import (DISPATCHER_LAG, UNREADABLE_RECORDS, WEBHOOK_ATTEMPTS, WEBHOOK_BACKLOG, WEBHOOK_DEAD_LETTERS,
+                             WEBHOOK_OLDEST_AGE)
 from gateway.outbox.cloudevent import from_kafka
 from gateway.outbox.events import CE_TYPE_PREFIX
 from gateway.services import Services
 from gateway.statuses import WebhookState
+from gateway.telemetry import traced
 from gateway.webhooks.calls import call
 from gateway.webhooks.subscriptions import secret_of
-from gateway.workers import wait_or_stop
+from gateway.workers import item_failed, round_done, round_failed, wait_or_stop
 
 log = logging.getLogger("brb.dispatcher")
-UNREADABLE_RECORDS = Counter("brb_webhook_unreadable_records_total",
-                             "records on the events topic that are no CloudEvent of the gateway, passed over by the dispatcher")
-
-
+GAUGES_EVERY_SECONDS = 1.0  # the backlog gauges are refreshed at most this often (cheap, indexed counts)
 def group_for(topic_prefix: str) -> str:
     """One consumer group per topic prefix: gateways with their own topics never share offsets (and on the
     loopback broker, whose first generation is 0 so aiokafka never leaves it, a test never waits for the
@@ -82,6 +90,7 @@ class Dispatcher:
         s = services.settings
         self._wait = exponential_jitter(s.webhook_backoff_base_seconds, s.webhook_backoff_max_seconds, s.webhook_backoff_base_seconds)
         self._broker_wait = exponential_jitter(0.5, s.broker_backoff_max_seconds, 0.5)
+        self._gauges_at: float | None = None
 
     async def consume(self, stop: asyncio.Event) -> None:
         """Turn events into pending deliveries until ``stop``. A failed round (broker away, database
@@ -90,7 +99,7 @@ class Dispatcher:
         attempt = 0
         while not stop.is_set():
             consumer = AIOKafkaConsumer(
-                settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                settings.events_topic, bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_options(),
                 group_id=group_for(settings.kafka_topic_prefix), enable_auto_commit=False, auto_offset_reset="earliest", client_id="brb-dispatcher",
                 metadata_max_age_ms=3000,  # notice a topic created after we subscribed (first event) within seconds
             )
@@ -104,13 +113,16 @@ class Dispatcher:
                             await self._take(record)
                     if batches:
                         await consumer.commit()
+                    await _observe_lag(consumer)
+                    round_done("consume")
             except Exception as exc:  # noqa: BLE001 - retried: nothing was committed past what was taken
                 attempt += 1
                 delay = self._broker_wait(attempt)
                 broker = isinstance(exc, (KafkaError, OSError))
+                cause = "broker" if broker else "database" if isinstance(exc, SQLAlchemyError) else "unexpected"
                 log.warning("dispatcher.round-failed", exc_info=not broker, extra={
-                    "cause": "broker" if broker else "database" if isinstance(exc, SQLAlchemyError) else "unexpected",
-                    "exc_type": exc.__class__.__name__, "attempt": attempt, "retry_in_seconds": round(delay, 2)})
+                    "cause": cause, "exc_type": exc.__class__.__name__, "attempt": attempt, "retry_in_seconds": round(delay, 2)})
+                round_failed(f"consume: {cause} ({exc.__class__.__name__})")
                 await wait_or_stop(stop, delay)
             finally:
                 try:
@@ -129,7 +141,14 @@ class Dispatcher:
                 "topic": record.topic, "partition": record.partition, "offset": record.offset,
                 "exc_type": exc.__class__.__name__, "size_bytes": len(record.value or b"")})
             return
-        await enqueue(self.services, event_id, event_type, parties, record.value.decode(), message_type)
+        try:
+            await enqueue(self.services, event_id, event_type, parties, record.value.decode(), message_type)
+        except (DataError, IntegrityError) as exc:  # this record's values, not the database: never take it again
+            where = f"{record.topic}/{record.partition}@{record.offset}"
+            log.error("webhook.unprocessable-record", extra={
+                "topic": record.topic, "partition": record.partition, "offset": record.offset, "event_id": event_id,
+                "exc_type": exc.__class__.__name__})
+            item_failed("dispatcher", "unprocessable-record", f"record {where} refused by the database")
 
     async def _claim_due(self, limit: int = 50) -> list[tuple[WebhookDelivery, Subscription]]:
         async with self.services.db.write() as session:
@@ -147,10 +166,20 @@ class Dispatcher:
                 session.add(delivery)
         return list(rows)
 
+    @traced("webhook.attempt")
     async def _attempt(self, delivery: WebhookDelivery, sub: Subscription) -> None:
-        outcome = await call(self.services, self.client, sub.callback_url, secret_of(self.services, sub),
-                             delivery.event_id, delivery.body)
-        error, retry_in = outcome.error, None
+        try:
+            secret = secret_of(self.services, sub)
+        except (KeyError, InvalidTag, ValueError) as exc:
+            await self._set_aside(delivery, sub, _undecryptable(sub, exc))
+            return
+        try:
+            outcome = await call(self.services, self.client, sub.callback_url, secret, delivery.event_id, delivery.body)
+            error = outcome.error
+        except Exception as exc:  # noqa: BLE001 - a failed attempt of this delivery only, never of the round
+            log.error("webhook.attempt-crashed", exc_info=True, extra={"delivery_id": delivery.id, "subscription_id": sub.id})
+            error = f"internal error ({exc.__class__.__name__})"
+        retry_in = None
         async with self.services.db.write() as session:
             row = await session.get(WebhookDelivery, delivery.id)
             row.attempts += 1
@@ -170,10 +199,47 @@ class Dispatcher:
         if error is not None:
             _log_failure(delivery, sub, attempts, status, error, retry_in)
 
+    async def _set_aside(self, delivery: WebhookDelivery, sub: Subscription, reason: str) -> None:
+        """A delivery no attempt can ever make (its secret cannot be opened): a dead letter at once, with
+        ``reason`` as its last error, logged and counted; a replay tries it again (after the key is back)."""
+        async with self.services.db.write() as session:
+            row = await session.get(WebhookDelivery, delivery.id)
+            row.status, row.last_error = WebhookState.DEAD, reason
+            session.add(row)
+        with bound(subscription_id=sub.id, subscriber_oin=sub.oin, event_id=delivery.event_id,
+                   event_type=delivery.event_type, delivery_id=delivery.id):
+            log.error("webhook.dead-lettered", extra={"attempts": delivery.attempts, "error": reason,
+                                                      "reason": "undecryptable-secret"})
+        item_failed("dispatcher", "undecryptable-secret", f"subscription {sub.id}: {reason}")
+
     async def send_due(self) -> int:
+        """Attempt every due delivery side by side; one that fails never stops the others (a database
+        error is raised after all of them ran: the round failed, their leases expire)."""
         due = await self._claim_due()
-        await asyncio.gather(*(self._attempt(d, s) for d, s in due))
+        results = await asyncio.gather(*(self._attempt(d, s) for d, s in due), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
         return len(due)
+
+    async def observe(self) -> None:
+        """Refresh the backlog gauges: pending deliveries, the oldest one's age and dead letters."""
+        async with self.services.db.read() as session:
+            pending = WebhookDelivery.status == WebhookState.PENDING
+            count = (await session.exec(select(func.count()).select_from(WebhookDelivery).where(pending))).one()
+            oldest = (await session.exec(select(WebhookDelivery.created_at).where(pending)
+                                         .order_by(col(WebhookDelivery.created_at)).limit(1))).first()
+            dead = (await session.exec(select(func.count()).select_from(WebhookDelivery)
+                                       .where(WebhookDelivery.status == WebhookState.DEAD))).one()
+        WEBHOOK_BACKLOG.set(count)
+        WEBHOOK_OLDEST_AGE.set(max(0.0, (self.services.clock.now() - oldest).total_seconds()) if oldest else 0)
+        WEBHOOK_DEAD_LETTERS.set(dead)
+
+    async def _observe_now(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._gauges_at is None or now - self._gauges_at >= GAUGES_EVERY_SECONDS:
+            self._gauges_at = now
+            await self.observe()
 
     async def deliver(self, stop: asyncio.Event) -> None:
         """Send what is due until ``stop``; a failed round is logged and tried again."""
@@ -181,12 +247,15 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 sent = await self.send_due()
+                await self._observe_now()
                 failures = 0
+                round_done("deliver")
             except Exception as exc:  # noqa: BLE001 - a claimed delivery's lease expires; it is sent later
                 failures += 1
                 sent = 0
                 log.warning("dispatcher.send-failed", exc_info=True,
                             extra={"exc_type": exc.__class__.__name__, "attempt": failures})
+                round_failed(f"deliver: {exc.__class__.__name__}")
             if not sent:
                 await wait_or_stop(stop, 0.2 if not failures else self._broker_wait(failures))
 
@@ -218,6 +287,30 @@ def _log_failure(delivery: WebhookDelivery, sub: Subscription, attempt: int, sta
         else:
             log.warning("webhook.attempt-failed", extra={"attempt": attempt, "error": error, "final": False,
                                                          "retry_in_seconds": round(retry_in, 2)})
+
+
+def _undecryptable(sub: Subscription, exc: Exception) -> str:
+    """Why a subscription's secret cannot be opened: names the ring key id, never key material."""
+    if isinstance(exc, KeyError):
+        return f"subscription secret cannot be decrypted: ring key {sub.secret_key_id!r} is not held by this process"
+    return (f"subscription secret cannot be decrypted under ring key {sub.secret_key_id!r} "
+            f"({exc.__class__.__name__}: tampered, or sealed under another key)")
+
+
+async def _observe_lag(consumer: AIOKafkaConsumer) -> None:
+    """Records of the assigned partitions not consumed yet, from the high watermarks of the last fetch
+    (no request to the broker); left as it was while a partition has not been fetched yet."""
+    lag = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            return
+        try:  # known after a fetch; bounded anyway: a gauge never fails or stalls the round
+            position = await asyncio.wait_for(consumer.position(tp), 1)
+        except Exception:  # noqa: BLE001 - leave the gauge as it was
+            return
+        lag += max(0, high - position)
+    DISPATCHER_LAG.set(lag)
 
 
 def _readable(value: bytes | None, key: bytes | None) -> tuple[str, str, list[str], str | None]:

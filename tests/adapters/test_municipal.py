@@ -308,3 +308,4 @@ async def _done(path: Path):
     return path.exists()
 
 
+

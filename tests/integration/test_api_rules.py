@@ -123,7 +123,7 @@ async def test_metrics_use_route_templates_never_identifiers(client, orgs, stay)
     mid = (await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"])).json()["id"]
     await client.get(f"/api/v1/messages/{mid}", params={"purpose": "aftercare"}, headers=orgs.amsterdam.headers())
     text = (await client.get("/metrics")).text
-    assert 'route="/messages/{message_id}"' in text and mid not in text and BSN not in text
+    assert 'route="/api/v1/messages/{message_id}"' in text and mid not in text and BSN not in text
 
 
 async def test_readiness_reports_the_database_and_the_broker(client):

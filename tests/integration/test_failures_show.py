@@ -18,7 +18,7 @@ from gateway.auth.dependencies import require
 from gateway.db.models import OutboxEvent
 from gateway.outbox.relay import PRUNE_BATCH, Relay, prune_published
 from gateway.webhooks.dispatcher import Dispatcher
-from gateway.workers import supervise
+from gateway.workers import register, supervise
 from tests.conftest import eventually
 from tests.integration import test_events as events
 from tests.integration.test_events import Receiver, consume, drain, subscribe
@@ -238,13 +238,14 @@ async def test_readiness_shows_a_worker_that_is_restarting_after_a_crash(client,
         await stop_event.wait()
 
     supervisor = asyncio.create_task(supervise("relay", broken_once, stop, backoff_initial=2, backoff_max=2,
-                                               states=services.workers))
+                                               health=register(services, "relay")))
     try:
         await log_lines.wait_for("worker.crashed")
-        assert (await client.get("/health/ready")).json()["workers"] == {"relay": "restarting"}
+        assert (await client.get("/health/ready")).json()["workers"] == {
+            "relay": {"state": "restarting", "lastSuccessAt": None, "lastError": "crashed: RuntimeError"}}
         await log_lines.wait_for("worker.restarted")
         await eventually(lambda: _at_least(runs, 2), timeout=5, interval=0.01)
-        assert (await client.get("/health/ready")).json()["workers"] == {"relay": "running"}
+        assert (await client.get("/health/ready")).json()["workers"]["relay"]["state"] == "running"
     finally:
         stop.set()
         await asyncio.wait_for(supervisor, 5)

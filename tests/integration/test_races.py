@@ -20,6 +20,7 @@ from gateway.db.models import AuditRecord, Organisation, OutboxEvent
 from gateway.problems import PROBLEM_BASE, PROBLEM_JSON
 from gateway.statuses import Acknowledgement, DeliveryState
 from tests.scenario import Chain
+from tests.support.processes import wait_or_kill
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS, ROUNDS = 3, 10
@@ -79,12 +80,7 @@ class Gateways:
     async def stop(self) -> None:
         for p in self.procs:
             p.stdin.close()
-        for p in self.procs:
-            try:
-                await asyncio.wait_for(p.wait(), 20)
-            except TimeoutError:
-                p.kill()
-                await p.wait()
+        await wait_or_kill(self.procs)
         for log in self._logs:
             log.close()
 

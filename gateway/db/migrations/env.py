@@ -8,6 +8,7 @@ import gateway.db.models  # noqa: F401 - registers the tables
 from gateway.db.engine import create_engine
 
 config = context.config
+MIGRATION_LOCK = 7_340_119  # advisory lock id held while migrating (PostgreSQL)
 target_metadata = SQLModel.metadata
 
 
@@ -15,6 +16,8 @@ def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
                       compare_type=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":  # gateway replicas migrating at once (init containers): one at a time
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 
