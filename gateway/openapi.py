@@ -257,7 +257,7 @@ def _apply_examples(op: dict, examples: dict, parameters: dict) -> None:
 
 CONTROL_FREE = f"^[^{CONTROL_CHARACTER_RANGES}]*$"  # the class the server refuses (gateway/schemas.py)
 REQUEST_BODIES = ("SendMessageRequest", "AcknowledgementRequest", "ConsentRequest", "WithdrawalRequest", "SubjectIdentifiers",
-                  "SubscriptionRequest", "OrganisationRequest", "KeyRequest", "OwnKeyRequest")
+                  "SubscriptionRequest", "OrganisationRequest", "KeyRequest", "OwnKeyRequest", "SecretRotationRequest")
 
 
 PUBLIC_JWK = {
@@ -336,7 +336,8 @@ def declare_what_the_server_enforces(schemas: dict) -> None:
 
     subscription = schemas["SubscriptionRequest"]
     subscription["properties"]["eventTypes"]["items"]["enum"] = sorted(t for t, spec in EVENT_TYPES.items() if spec.stream == "events")
-    _value(subscription, "secret")["pattern"] = "^whsec_([A-Za-z0-9+/]{4}){8,}([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    for name in ("SubscriptionRequest", "SecretRotationRequest"):  # at least 24 bytes, base64
+        _value(schemas[name], "secret")["pattern"] = "^whsec_([A-Za-z0-9+/]{4}){8,}([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
     subscription["properties"]["callbackUrl"].pop("format", None)
     subscription["properties"]["callbackUrl"]["pattern"] = CALLBACK_URL_PATTERN
 

@@ -72,3 +72,10 @@ async def replay_subscription_delivery(subscription_id: SubscriptionId, delivery
 async def ping_subscription(subscription_id: SubscriptionId, caller: Subscriber, svc: Svc) -> own.PingOutcome:
     """Send a `nl.brb.webhook.ping` CloudEvent to the callback now, signed with the subscription's secret like every delivery, and answer what came back (the HTTP status, or the error). Nothing is retried or queued."""
     return await own.ping(svc, caller, subscription_id)
+
+
+@router.post("/subscriptions/{subscription_id}/secret-rotation", status_code=201, summary="Rotate your subscription's secret")
+async def rotate_subscription_secret(subscription_id: SubscriptionId, body: subs.SecretRotationRequest, caller: Subscriber,
+                                     svc: Svc) -> subs.SubscriptionView:
+    """Give the subscription a new secret (yours, or generated and answered once). For `overlapHours` (default 24) every call is signed with both the new and the previous secret, one signature each in `webhook-signature`, so you switch your verification without missing a delivery."""
+    return await subs.rotate_secret(svc, caller, subscription_id, body)

@@ -256,6 +256,12 @@ class Subscription(SQLModel, table=True):
     secret_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     secret_wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     secret_key_id: str = Field(max_length=40)
+    # the secret before the last rotation, signing beside the new one until ``previous_secret_until``
+    # (migration 0008): a subscriber switches its verification without missing a delivery
+    previous_secret_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    previous_secret_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    previous_secret_key_id: str | None = Field(default=None, max_length=40)
+    previous_secret_until: datetime | None = utc_col()
     created_at: datetime = utc_col(nullable=False)
     deleted_at: datetime | None = utc_col()
 
@@ -281,12 +287,13 @@ class WebhookDelivery(SQLModel, table=True):
 # every value sealed with the key ring, by table (``brb key rewrap`` walks them all)
 PAYLOAD = SealedColumns("payload_ciphertext", "wrapped_key", "key_id")
 SUBSCRIPTION_SECRET = SealedColumns("secret_ciphertext", "secret_wrapped_key", "secret_key_id")
+PREVIOUS_SUBSCRIPTION_SECRET = SealedColumns("previous_secret_ciphertext", "previous_secret_wrapped_key", "previous_secret_key_id")
 ACKNOWLEDGEMENT_REASON = SealedColumns("acknowledgement_reason_ciphertext", "acknowledgement_reason_wrapped_key",
                                        "acknowledgement_reason_key_id", legacy_plain="acknowledgement_reason")
 WITHDRAWAL_REASON = SealedColumns("withdrawal_reason_ciphertext", "withdrawal_reason_wrapped_key",
                                   "withdrawal_reason_key_id", legacy_plain="withdrawal_reason")
-SEALED = ((Message, PAYLOAD), (Subscription, SUBSCRIPTION_SECRET), (Delivery, ACKNOWLEDGEMENT_REASON),
-          (Consent, WITHDRAWAL_REASON))
+SEALED = ((Message, PAYLOAD), (Subscription, SUBSCRIPTION_SECRET), (Subscription, PREVIOUS_SUBSCRIPTION_SECRET),
+          (Delivery, ACKNOWLEDGEMENT_REASON), (Consent, WITHDRAWAL_REASON))
 
 
 class KeyRingState(SQLModel, table=True):

@@ -30,12 +30,13 @@ class Outcome:
         return self.error is None
 
 
-def signed_headers(secret: str, event_id: str, body: str, now: datetime) -> dict[str, str]:
-    """The Standard Webhooks headers (``webhook-id`` = the event id) and the gateway's User-Agent."""
+def signed_headers(secrets: list[str], event_id: str, body: str, now: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers (``webhook-id`` = the event id; one signature per secret, space
+    separated, as during a secret rotation's overlap) and the gateway's User-Agent."""
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, now, body),
+        "webhook-signature": " ".join(Webhook(secret).sign(event_id, now, body) for secret in secrets),
         "content-type": CONTENT_TYPE,
         "user-agent": USER_AGENT,
     }
@@ -51,13 +52,13 @@ async def refused_target(services: Services, url: str) -> str | None:
     return None if found is None else f"target resolves to a private address ({found})"
 
 
-async def call(services: Services, client: httpx.AsyncClient, url: str, secret: str, event_id: str, body: str) -> Outcome:
+async def call(services: Services, client: httpx.AsyncClient, url: str, secrets: list[str], event_id: str, body: str) -> Outcome:
     """POST one signed event to ``url``; a non-2xx answer or a connection error is the outcome's error."""
     refused = await refused_target(services, url)
     if refused is not None:
         return Outcome(None, refused)
     telemetry.link_to(telemetry.traceparent_of_event(body))
-    headers = telemetry.inject(signed_headers(secret, event_id, body, services.clock.now()))
+    headers = telemetry.inject(signed_headers(secrets, event_id, body, services.clock.now()))
     try:
         response = await client.post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:  # the text may quote the URL: keep a subscriber's query string out of logs

@@ -23,7 +23,7 @@ from gateway.schemas import CURSOR_DESCRIPTION, HAS_MORE_DESCRIPTION, Wire
 from gateway.services import Services
 from gateway.statuses import WebhookState
 from gateway.webhooks.calls import call
-from gateway.webhooks.subscriptions import own_subscription, requeue, secret_of
+from gateway.webhooks.subscriptions import own_subscription, requeue, signing_secrets
 
 log = logging.getLogger("brb.webhooks")
 OWN_DELIVERIES = Keyset("webhook-deliveries", ((WebhookDelivery.id, INT),), start=(0,))
@@ -96,14 +96,14 @@ async def ping(services: Services, caller: Caller, sub_id: str, client: httpx.As
     delivery is sent (``calls.call``: SSRF check, signature, User-Agent), and say what came back."""
     async with services.db.read() as session:
         sub = await own_subscription(session, caller, sub_id)
-        secret = secret_of(services, sub)
+        secrets = signing_secrets(services, sub)
     event = webhook_ping(sub.id, sub.oin)
     row = outbox_row(event, services.clock.now(), {"direct": "none"})  # never stored: it only names the event
     body = to_kafka(row).value.decode()  # the CloudEvent exactly as the relay would put it on Kafka
     own_client = client is None
     client = client or httpx.AsyncClient(timeout=services.settings.webhook_timeout_seconds)
     try:
-        outcome = await call(services, client, sub.callback_url, secret, row.event_id, body)
+        outcome = await call(services, client, sub.callback_url, secrets, row.event_id, body)
     finally:
         if own_client:
             await client.aclose()

@@ -47,7 +47,7 @@ from gateway.services import Services
 from gateway.statuses import WebhookState
 from gateway.telemetry import traced
 from gateway.webhooks.calls import call
-from gateway.webhooks.subscriptions import secret_of
+from gateway.webhooks.subscriptions import signing_secrets
 from gateway.workers import item_failed, round_done, round_failed, wait_or_stop
 
 log = logging.getLogger("brb.dispatcher")
@@ -169,12 +169,12 @@ class Dispatcher:
     @traced("webhook.attempt")
     async def _attempt(self, delivery: WebhookDelivery, sub: Subscription) -> None:
         try:
-            secret = secret_of(self.services, sub)
+            secrets = signing_secrets(self.services, sub)
         except (KeyError, InvalidTag, ValueError) as exc:
             await self._set_aside(delivery, sub, _undecryptable(sub, exc))
             return
         try:
-            outcome = await call(self.services, self.client, sub.callback_url, secret, delivery.event_id, delivery.body)
+            outcome = await call(self.services, self.client, sub.callback_url, secrets, delivery.event_id, delivery.body)
             error = outcome.error
         except Exception as exc:  # noqa: BLE001 - a failed attempt of this delivery only, never of the round
             log.error("webhook.attempt-crashed", exc_info=True, extra={"delivery_id": delivery.id, "subscription_id": sub.id})

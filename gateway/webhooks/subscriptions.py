@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
-import re
+import logging
 import os
+import re
 import socket
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -21,13 +22,15 @@ from sqlmodel import col, select
 
 from contracts.registry import MESSAGE_TYPES
 from gateway.auth.tokens import Caller
-from gateway.crypto import Sealed
-from gateway.db.models import Subscription, WebhookDelivery
+from gateway.db.models import PREVIOUS_SUBSCRIPTION_SECRET, SUBSCRIPTION_SECRET, Subscription, WebhookDelivery
+from gateway.logs import bound
 from gateway.outbox.events import EVENT_TYPES
 from gateway.problems import Problem, field_detail
 from gateway.schemas import Wire
 from gateway.services import Services
 from gateway.statuses import WebhookState
+
+log = logging.getLogger("brb.webhooks")
 
 SUBSCRIBABLE = sorted(t for t, spec in EVENT_TYPES.items() if spec.stream == "events")
 # a message type of the contract registry; the OpenAPI document lists them (checked in ``_check``)
@@ -40,7 +43,18 @@ class SubscriptionRequest(Wire):
     callback_url: Annotated[str, Field(max_length=2000)]
     event_types: Annotated[list[str], Field(min_length=1, max_length=20, description=f"any of {', '.join(SUBSCRIBABLE)}")]
     message_types: Annotated[list[MessageTypeName], Field(min_length=1, max_length=20, description=MESSAGE_TYPES_DESCRIPTION)] | None = None
-    secret: Annotated[str, Field(description="Standard Webhooks secret 'whsec_<base64>' of at least 24 bytes; generated when left out")] | None = None
+    secret: Annotated[str, Field(description=SECRET_DESCRIPTION)] | None = None
+
+
+SECRET_DESCRIPTION = "Standard Webhooks secret 'whsec_<base64>' of at least 24 bytes; generated when left out"
+MAX_OVERLAP_HOURS = 168
+
+
+class SecretRotationRequest(Wire):
+    secret: Annotated[str, Field(description=SECRET_DESCRIPTION)] | None = None
+    overlap_hours: Annotated[int, Field(ge=0, le=MAX_OVERLAP_HOURS, description=(
+        "how long the old secret keeps signing beside the new one (each call then carries both signatures), "
+        "so you can switch your verification without missing a delivery; 0: the old secret stops at once"))] = 24
 
 
 class SubscriptionView(Wire):
@@ -49,7 +63,9 @@ class SubscriptionView(Wire):
     event_types: list[str]
     message_types: list[str] | None = Field(None, description=MESSAGE_TYPES_DESCRIPTION)
     created_at: datetime
-    secret: str | None = Field(None, description="only in the answer that created it, and only when the gateway generated it")
+    previous_secret_valid_until: datetime | None = Field(
+        None, description="after a secret rotation: until when calls are signed with the previous secret as well")
+    secret: str | None = Field(None, description="only in the answer that created or rotated it, and only when the gateway generated it")
 
 
 class SubscriptionList(Wire):
@@ -98,18 +114,22 @@ def _check(services: Services, body: SubscriptionRequest) -> bytes:
     problems += [(f"/eventTypes/{i}", f"unknown event type {t!r}") for i, t in enumerate(body.event_types) if t not in SUBSCRIBABLE]
     problems += [(f"/messageTypes/{i}", f"unknown message type {t!r} (one of {', '.join(sorted(MESSAGE_TYPES))})")
                  for i, t in enumerate(body.message_types or []) if t not in MESSAGE_TYPES]
-    secret = b""
-    if body.secret is not None:
-        try:
-            secret = base64.b64decode(body.secret.removeprefix("whsec_"), validate=True)
-        except ValueError:
-            problems.append(("/secret", "not whsec_<base64>"))
-        else:
-            if len(secret) < 24:
-                problems.append(("/secret", "at least 24 bytes of entropy"))
+    secret, problem = _secret_bytes(body.secret)
+    problems += [("/secret", problem)] if problem else []
     if problems:
         raise Problem("validation-failed", field_detail(problems))
     return secret
+
+
+def _secret_bytes(value: str | None) -> tuple[bytes, str | None]:
+    """A caller's ``whsec_<base64>`` secret as bytes (empty: none given), or what is wrong with it."""
+    if value is None:
+        return b"", None
+    try:
+        secret = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return b"", "not whsec_<base64>"
+    return (secret, None) if len(secret) >= 24 else (b"", "at least 24 bytes of entropy")
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -160,9 +180,41 @@ async def _check_target(services: Services, url: str) -> None:
         raise Problem("validation-failed", field_detail([("/callbackUrl", message)]))
 
 
-def secret_of(services: Services, sub: Subscription) -> str:
-    raw = services.keyring.open(Sealed(sub.secret_ciphertext, sub.secret_wrapped_key, sub.secret_key_id), aad=sub.id.encode())
+def _whsec(raw: bytes) -> str:
     return "whsec_" + base64.b64encode(raw).decode()
+
+
+def signing_secrets(services: Services, sub: Subscription) -> list[str]:
+    """The secrets a call to this subscription is signed with now: its secret, and during the overlap
+    after a rotation the previous one too (Standard Webhooks: one signature each, in one header)."""
+    secrets = [_whsec(services.keyring.open(SUBSCRIPTION_SECRET.get(sub), aad=sub.id.encode()))]
+    previous = PREVIOUS_SUBSCRIPTION_SECRET.get(sub)
+    if previous is not None and sub.previous_secret_until and services.clock.now() < sub.previous_secret_until:
+        secrets.append(_whsec(services.keyring.open(previous, aad=sub.id.encode())))
+    return secrets
+
+
+async def rotate_secret(services: Services, caller: Caller, sub_id: str, body: SecretRotationRequest) -> SubscriptionView:
+    """A new secret (the caller's, or generated and shown once); the current one signs beside it for
+    ``overlapHours``. A second rotation within the overlap ends the first one's old secret."""
+    secret, problem = _secret_bytes(body.secret)
+    if problem:
+        raise Problem("validation-failed", field_detail([("/secret", problem)]))
+    generated = not secret
+    secret = secret or os.urandom(32)
+    now = services.clock.now()
+    async with services.db.write() as session:
+        sub = await own_subscription(session, caller, sub_id)
+        PREVIOUS_SUBSCRIPTION_SECRET.put(sub, SUBSCRIPTION_SECRET.get(sub) if body.overlap_hours else None)
+        sub.previous_secret_until = now + timedelta(hours=body.overlap_hours) if body.overlap_hours else None
+        SUBSCRIPTION_SECRET.put(sub, services.keyring.seal(secret, aad=sub.id.encode()))
+        session.add(sub)
+        view = view_of(sub)
+    with bound(subscription_id=sub.id, subscriber_oin=sub.oin):
+        log.info("webhook.secret-rotated", extra={"overlap_hours": body.overlap_hours})
+    if generated:
+        view.secret = _whsec(secret)
+    return view
 
 
 async def create(services: Services, caller: Caller, body: SubscriptionRequest) -> SubscriptionView:
@@ -180,7 +232,7 @@ async def create(services: Services, caller: Caller, body: SubscriptionRequest) 
         session.add(sub)
     view = view_of(sub)
     if generated:
-        view.secret = "whsec_" + base64.b64encode(secret).decode()
+        view.secret = _whsec(secret)
     return view
 
 
@@ -193,7 +245,8 @@ async def list_own(services: Services, caller: Caller) -> SubscriptionList:
 
 def view_of(sub: Subscription) -> SubscriptionView:
     return SubscriptionView(id=sub.id, callback_url=sub.callback_url, event_types=sub.event_types,
-                            message_types=sub.message_types, created_at=sub.created_at)
+                            message_types=sub.message_types, created_at=sub.created_at,
+                            previous_secret_valid_until=sub.previous_secret_until)
 
 
 async def own_subscription(session, caller: Caller, sub_id: str) -> Subscription:

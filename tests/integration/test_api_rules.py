@@ -72,6 +72,8 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, 
     closed = (await call("POST", "/subscriptions", orgs.amsterdam, json={"callbackUrl": "http://127.0.0.1:9/brb",
               "eventTypes": ["message.delivered"]})).json()
     await call("POST", "/subscriptions/{subscription_id}/ping", orgs.amsterdam, f"/subscriptions/{closed['id']}/ping")
+    await call("POST", "/subscriptions/{subscription_id}/secret-rotation", orgs.amsterdam,
+               f"/subscriptions/{closed['id']}/secret-rotation", json={"overlapHours": 1})
     await call("DELETE", "/subscriptions/{subscription_id}", orgs.amsterdam, f"/subscriptions/{sub['id']}")
     await call("GET", "/webhook-dead-letters", orgs.operator)
     await call("POST", "/webhook-dead-letters/{dead_letter_id}/replay", orgs.operator, "/webhook-dead-letters/1/replay")

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import select
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from gateway import API_VERSION
 from gateway.broker import free_port
-from gateway.db.models import WebhookDelivery
+from gateway.db.models import Subscription, WebhookDelivery
 from gateway.webhooks.dispatcher import Dispatcher, enqueue
 from tests.integration import test_events as events
 from tests.scenario import Chain, problem, read_body
@@ -233,6 +233,43 @@ async def test_a_ping_sends_a_signed_test_event_and_answers_what_came_back(clien
     assert (outcome["delivered"], outcome["statusCode"], outcome["error"]) == (False, 500, "HTTP 500")
     async with services.db.read() as session:
         assert (await session.exec(select(WebhookDelivery))).all() == []  # a ping is no delivery: nothing queued
+
+
+async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(client, orgs, services, receiver_server, log_lines):
+    """A subscriber switches its verification without missing a call: during the overlap each call carries
+    a signature by the old and by the new secret; after it, only the new one verifies."""
+    callback = Recorder(status=204)
+    sub = await subscribe(client, orgs.amsterdam, await receiver_server(callback))
+    old = sub["secret"]
+    r = await client.post(f"/api/v1/subscriptions/{sub['id']}/secret-rotation", json={"overlapHours": 2},
+                          headers=orgs.amsterdam.headers())
+    assert r.status_code == 201, r.text
+    rotated = r.json()
+    new = rotated["secret"]
+    assert new.startswith("whsec_") and new != old and rotated["previousSecretValidUntil"]
+    [listed] = (await client.get("/api/v1/subscriptions", headers=orgs.amsterdam.headers())).json()["items"]
+    assert listed["secret"] is None and listed["previousSecretValidUntil"] == rotated["previousSecretValidUntil"]  # shown once
+    [line] = log_lines.events("webhook.secret-rotated")
+    assert line["subscription_id"] == sub["id"] and new not in json.dumps(line) and old not in json.dumps(line)
+
+    await client.post(f"/api/v1/subscriptions/{sub['id']}/ping", headers=orgs.amsterdam.headers())
+    async with services.db.write() as session:  # the overlap is over (its end moved, not the clock: the
+        row = await session.get(Subscription, sub["id"])  # receiver checks the signature's time against its own)
+        row.previous_secret_until = services.clock.now() - timedelta(seconds=1)
+        session.add(row)
+    await client.post(f"/api/v1/subscriptions/{sub['id']}/ping", headers=orgs.amsterdam.headers())
+    (during, during_body), (after, after_body) = callback.requests
+    assert len(during["webhook-signature"].split(" ")) == 2
+    assert Webhook(old).verify(during_body, during) and Webhook(new).verify(during_body, during)
+    assert len(after["webhook-signature"].split(" ")) == 1 and Webhook(new).verify(after_body, after)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(after_body, after)
+
+    r = await client.post(f"/api/v1/subscriptions/{sub['id']}/secret-rotation", json={"secret": "whsec_c2hvcnQ=", "overlapHours": 0},
+                          headers=orgs.amsterdam.headers())
+    assert problem(r, 422, "validation-failed")["detail"].startswith("1 invalid field(s): /secret:")
+    other = await client.post(f"/api/v1/subscriptions/{sub['id']}/secret-rotation", json={}, headers=orgs.rotterdam.headers())
+    problem(other, 404, "not-found")  # another organisation's subscription
 
 
 async def test_a_ping_to_a_closed_port_or_a_private_target_says_why(client, orgs, services):

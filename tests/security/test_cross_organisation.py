@@ -278,6 +278,7 @@ BODIES: dict[tuple[str, str], Callable[[], Any]] = {
     ("POST", f"{PREFIX}/messages/{{message_id}}/acknowledgements"): lambda: {"status": "accepted"},
     ("POST", f"{PREFIX}/consents/{{consent_id}}/withdrawal"): lambda: {"reason": "ingetrokken (matrix)"},
     ("POST", f"{PREFIX}/organisations/{{oin}}/keys"): lambda: {"jwk": new_key_pair(kid=f"matrix-{uuid.uuid4().hex[:12]}")[1]},
+    ("POST", f"{PREFIX}/subscriptions/{{subscription_id}}/secret-rotation"): lambda: {"overlapHours": 1},
 }
 
 
