@@ -154,10 +154,20 @@ CURSOR_DESCRIPTION = ("where to go on from: pass as ?cursor= for the next page, 
 HAS_MORE_DESCRIPTION = "true when more items follow now; false on the last page (the cursor still resumes there later)"
 
 
-class MessagePage(Wire):
-    items: list[MessageSummary]
+class Paged(Wire):
+    """What every cursor-paged list answers beside its ``items`` (gateway/db/paging.py)."""
+
     next_cursor: str | None = Field(description=CURSOR_DESCRIPTION)
     has_more: bool = Field(description=HAS_MORE_DESCRIPTION)
+
+    @classmethod
+    def of(cls, page, items: list):
+        """The answer for one ``paging.Page``, its rows turned into ``items``."""
+        return cls(items=items, next_cursor=page.next_cursor, has_more=page.has_more)
+
+
+class MessagePage(Paged):
+    items: list[MessageSummary]
 
 
 class AcknowledgementRequest(Wire):

@@ -76,7 +76,7 @@ async def records(services: Services, caller: Caller, f: AuditFilter, cursor: st
     await _audit_the_query(services, caller, Activity.AUDIT_QUERY, f, "records")
     async with services.db.read() as session:
         page = await AUDIT_RECORDS.page(session, _query(caller, f), after, size)
-    return AuditPage(items=[record_view(r) for r in page.rows], next_cursor=page.next_cursor, has_more=page.has_more)
+    return AuditPage.of(page, [record_view(r) for r in page.rows])
 
 
 async def _stream(services: Services, caller: Caller, f: AuditFilter) -> AsyncIterator[list[AuditRecord]]:

@@ -8,13 +8,11 @@ from datetime import datetime
 from pydantic import Field
 
 from gateway.audit.record import Activity, AuditRecordView
-from gateway.schemas import CURSOR_DESCRIPTION, HAS_MORE_DESCRIPTION, Wire
+from gateway.schemas import Paged, Wire
 
 
-class AuditPage(Wire):
+class AuditPage(Paged):
     items: list[AuditRecordView]
-    next_cursor: str | None = Field(description=CURSOR_DESCRIPTION)
-    has_more: bool = Field(description=HAS_MORE_DESCRIPTION)
 
 
 class VerifyReport(Wire):

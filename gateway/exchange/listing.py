@@ -47,7 +47,7 @@ async def inbox(services: Services, caller: Caller, f: ListFilter, cursor: str |
     async with services.db.read() as session:
         page = await INBOX.page(session, query, after, size)
     items = [message_summary(m, [d], services.keyring) for d, m in page.rows]
-    return MessagePage(items=items, next_cursor=page.next_cursor, has_more=page.has_more)
+    return MessagePage.of(page, items)
 
 
 async def sent(services: Services, caller: Caller, f: ListFilter, cursor: str | None, size: int) -> MessagePage:
@@ -69,7 +69,7 @@ async def sent(services: Services, caller: Caller, f: ListFilter, cursor: str | 
     for d in deliveries:
         by_message.setdefault(d.message_id, []).append(d)
     items = [message_summary(m, by_message.get(m.id, []), services.keyring) for m in messages]
-    return MessagePage(items=items, next_cursor=page.next_cursor, has_more=page.has_more)
+    return MessagePage.of(page, items)
 
 
 async def deliveries(services: Services, caller: Caller, message_id: str) -> list[DeliveryStatus]:

@@ -167,13 +167,14 @@ class Relay:
             except Exception:  # noqa: BLE001 - a broken producer may fail to stop; it is discarded anyway
                 pass
 
-    @traced("relay.publish")
     async def publish_once(self) -> int:
         """Claim one batch and publish it; returns how many rows were settled: confirmed by the broker
         (every copy) or set aside. Raises when some copy was not acknowledged (those rows are sent again)."""
         rows = await self.claim()
-        if not rows:
-            return 0
+        return await self._publish(rows) if rows else 0
+
+    @traced("relay.publish")  # a span per batch that went out, none for an idle round
+    async def _publish(self, rows: list[OutboxEvent]) -> int:
         producer = await self._ensure_producer()
         poison: dict[int, Poison] = {}
         planned: list[tuple[OutboxEvent, list[str], object]] = []

@@ -19,7 +19,7 @@ from gateway.logs import bound
 from gateway.outbox.cloudevent import to_kafka
 from gateway.outbox.events import CE_TYPE_PREFIX, outbox_row, webhook_ping
 from gateway.problems import Problem
-from gateway.schemas import CURSOR_DESCRIPTION, HAS_MORE_DESCRIPTION, Wire
+from gateway.schemas import Paged, Wire
 from gateway.services import Services
 from gateway.statuses import WebhookState
 from gateway.webhooks.calls import call
@@ -41,10 +41,8 @@ class WebhookDeliveryView(Wire):
     delivered_at: datetime | None
 
 
-class WebhookDeliveryPage(Wire):
+class WebhookDeliveryPage(Paged):
     items: list[WebhookDeliveryView]
-    next_cursor: str | None = Field(description=CURSOR_DESCRIPTION)
-    has_more: bool = Field(description=HAS_MORE_DESCRIPTION)
 
 
 class PingOutcome(Wire):
@@ -71,7 +69,7 @@ async def list_own(services: Services, caller: Caller, sub_id: str, status: Webh
         query = narrowed(select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id),
                          equals(WebhookDelivery.status, status))
         page = await OWN_DELIVERIES.page(session, query, after, size)
-    return WebhookDeliveryPage(items=[_view(r) for r in page.rows], next_cursor=page.next_cursor, has_more=page.has_more)
+    return WebhookDeliveryPage.of(page, [_view(r) for r in page.rows])
 
 
 async def replay_own(services: Services, caller: Caller, sub_id: str, delivery_id: int) -> WebhookDeliveryView:

@@ -52,6 +52,8 @@ from gateway.workers import item_failed, round_done, round_failed, wait_or_stop
 
 log = logging.getLogger("brb.dispatcher")
 GAUGES_EVERY_SECONDS = 1.0  # the backlog gauges are refreshed at most this often (cheap, indexed counts)
+
+
 def group_for(topic_prefix: str) -> str:
     """One consumer group per topic prefix: gateways with their own topics never share offsets (and on the
     loopback broker, whose first generation is 0 so aiokafka never leaves it, a test never waits for the

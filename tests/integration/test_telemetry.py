@@ -3,7 +3,6 @@ transaction to the event in Kafka, which the relay round and the webhook attempt
 ``traceparent`` honoured; logs and audit records carrying the same trace id; the metrics the dashboard and
 the alert rules read, counted where the thing happens. Spans are taken with the SDK's in-memory exporter."""
 import asyncio
-import logging
 import time
 
 import httpx
@@ -25,7 +24,6 @@ from gateway.services import Services
 from tests.conftest import eventually, settings_for
 from tests.integration.test_events import consume, subscribe, workers
 from tests.scenario import Chain, read_body, seed_stay
-from tests.support.logs import JsonLines
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -38,14 +36,6 @@ def spans():
     _EXPORTER.clear()
     yield _EXPORTER
     _EXPORTER.clear()
-
-
-@pytest.fixture
-def http_lines():
-    handler, logger = JsonLines(), logging.getLogger("brb")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 def hex_trace(span) -> str:
@@ -171,7 +161,7 @@ async def test_a_send_is_one_trace_from_the_request_to_kafka_and_the_relay_and_w
 
 
 async def test_a_callers_traceparent_is_honoured_in_spans_answer_logs_and_audit_records(client, orgs, services, spans,
-                                                                                         http_lines):
+                                                                                         log_lines):
     await seed_stay(services)
     r = await client.post("/api/v1/messages", headers=orgs.vught.headers(**{
         "Idempotency-Key": "telemetry-1", "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}), json={
@@ -181,7 +171,7 @@ async def test_a_callers_traceparent_is_honoured_in_spans_answer_logs_and_audit_
     assert trace_of(r.headers["traceparent"]) == CALLER_TRACE
     (server,) = [s for s in named(spans, "POST /api/v1/messages") if s.kind == SpanKind.SERVER]
     assert hex_trace(server) == CALLER_TRACE and format(server.parent.span_id, "016x") == CALLER_SPAN
-    (line,) = [x for x in http_lines.events("http.request") if x.get("route") == "/api/v1/messages"]
+    (line,) = [x for x in log_lines.events("http.request") if x.get("route") == "/api/v1/messages"]
     assert line["trace_id"] == CALLER_TRACE and line["status"] == 201
     async with services.db.read() as s:
         traces = set((await s.exec(select(AuditRecord.trace_id).where(AuditRecord.message_id == r.json()["id"]))).all())
