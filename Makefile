@@ -23,7 +23,7 @@ run: $(BIN)/.installed
 	$(BIN)/brb demo
 
 ## test: the whole suite — NL API Design Rules lint of openapi.yaml, then unit, integration and e2e tests
-test: $(BIN)/.installed lint-api
+test: $(BIN)/.installed lint-api wrk
 	$(BIN)/python -m pytest
 
 lint-api: node_modules/.installed
@@ -49,9 +49,18 @@ schemas: $(BIN)/.installed
 	$(BIN)/python -m contracts.schema
 	$(BIN)/python -m consent.legal_basis
 
-## bench: the performance figures (ratios against a baseline measured in the same run)
-bench: $(BIN)/.installed
+## bench: the HTTP benchmark (docs/performance.md): `brb serve` under wrk against bare FastAPI baselines measured
+## in the same run; ARGS="--postgres" adds PostgreSQL, ARGS="--quick" a short run. bench-micro: in-process figures
+bench: $(BIN)/.installed wrk
 	$(BIN)/python bench/benchmark.py $(ARGS)
+
+.PHONY: bench-micro wrk
+bench-micro: $(BIN)/.installed
+	$(BIN)/python bench/micro.py $(ARGS)
+
+## wrk: Debian's HTTP load generator, installed when missing
+wrk:
+	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 
 clean:
 	rm -rf $(VENV) node_modules .var

@@ -233,14 +233,15 @@ def openapi() -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the gateway (uvicorn)."""
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: Annotated[int, typer.Option(min=1, help="gateway processes sharing the port (uvicorn workers); "
+                                                          "PostgreSQL for more than one")] = 1) -> None:
+    """Run the gateway (uvicorn). Each worker process builds its own app from the environment."""
     import uvicorn
 
-    from gateway.app import create_app
-
     # our JSON lines for uvicorn's loggers too; its access log (raw paths) gives way to our `http.request`
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True, log_config=None, access_log=False)
+    uvicorn.run("gateway.app:create_app", factory=True, workers=workers, host=host, port=port, log_level="info",
+                proxy_headers=True, log_config=None, access_log=False)
 
 
 @app.command()

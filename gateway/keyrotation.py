@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from gateway.auth import keycache
 from gateway.crypto import KeyRing, read_key_file
 from gateway.db.models import SEALED, KeyHolder, KeyRingState
 from gateway.metrics import KEYRING_KEYS
@@ -235,13 +236,28 @@ class KeyKeeper:
                 KeyHolder.seen_at < now - timedelta(seconds=10 * svc.settings.key_holder_window_seconds)))
 
     async def start(self, stop: asyncio.Event) -> asyncio.Task:
-        """One beat now (so the process seals with the fleet's key before it serves), then the loop."""
+        """One beat now (so the process seals with the fleet's key before it serves), then the loop; and
+        the watcher of the registry version, which keeps this process's key cache honest (gateway/auth/keycache.py)."""
         try:
             await self.beat()
         except Exception:  # noqa: BLE001 - the database may be down at start; the loop tries again
             log.warning("keys.heartbeat-failed", exc_info=True)
         publish_metric(self.services.keyring)
-        return asyncio.create_task(self.run(stop), name="key-keeper")
+        await keycache.poll_once(self.services)  # the cache serves from the first request on
+        watcher = asyncio.create_task(keycache.watch(self.services, stop), name="key-cache-watcher")
+        return asyncio.create_task(self._run_with(watcher, stop), name="key-keeper")
+
+    async def _run_with(self, watcher: asyncio.Task, stop: asyncio.Event) -> None:
+        """``run``, and the watcher ends with it (one task for the caller to wait for)."""
+        try:
+            await self.run(stop)
+        finally:
+            if not stop.is_set():  # the loop ended without a stop (cancelled): stop the watcher too
+                watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                pass
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         """Wait ``seconds``, or less when stopped or woken (SIGHUP)."""

@@ -79,14 +79,45 @@ def _clean(value: Any) -> Any:
     return scrub(str(value))
 
 
+def _clean_line(line: dict[str, Any]) -> dict[str, Any]:
+    """``_clean`` for the flat top level of a line (the common case: strings and numbers), one call per value
+    only where it nests."""
+    out: dict[str, Any] = {}
+    for key, value in line.items():
+        kind = type(value)
+        if kind is str:
+            out[key] = scrub(value)
+        elif kind is int or kind is float or kind is bool or value is None:
+            out[key] = value
+        else:
+            out[key] = _clean(value)
+    return out
+
+
+_second: tuple[int, str] = (-1, "")
+
+
+def _timestamp(created: float) -> str:
+    """``2026-01-31T12:00:00.123Z`` (UTC, milliseconds truncated as ``isoformat`` does); the date and time of
+    the second are formatted once per second."""
+    global _second
+    whole = int(created)
+    micros = round((created - whole) * 1_000_000)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{micros // 1000:03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """time, level, logger, event, the bound context, the record's extra fields, and for an error
     ``exc_type``, ``exc_message``, ``error_id`` and ``traceback``; all scrubbed."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -100,7 +131,7 @@ class JsonFormatter(logging.Formatter):
             line["traceback"] = _traceback(record.exc_info)
         if record.stack_info:
             line["stack"] = record.stack_info
-        return json.dumps(_clean(line), ensure_ascii=False)
+        return json.dumps(_clean_line(line), ensure_ascii=False)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -1,7 +1,9 @@
 """The organisation registry: organisations (OIN, kind, CBS code) and their public keys (JWK).
 
 Keys are added and revoked here only, whether the operator does it (admin) or the organisation itself
-(self-service rotation: a new key proves possession of its private half; the last active key stays)."""
+(self-service rotation: a new key proves possession of its private half; the last active key stays).
+Every change increments the registry version in its own transaction and clears this process's key cache
+(gateway/auth/keycache.py): the other processes follow within BRB_KEY_CACHE_POLL_SECONDS."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from contracts.parties import CBS_KINDS, KINDS
+from gateway.auth import keycache
 from gateway.db.models import Organisation, OrganisationKey
 from gateway.problems import Problem, field_detail
 from gateway.schemas import Wire
@@ -132,10 +135,13 @@ async def add_organisation(services: Services, body: OrganisationRequest) -> Org
             org = Organisation(oin=body.oin, name=body.name, kind=body.kind, cbs_code=body.cbs_code,
                                parent_oin=body.parent_oin, created_at=services.clock.now())
             session.add(org)
+            await session.flush()  # the organisation's own conflicts first, then the counter
+            await keycache.bump(session)
     except IntegrityError:  # a registration committed meanwhile: the same OIN, or the same active CBS code
         async with services.db.read() as session:
             taken = None if await session.get(Organisation, body.oin) else await _code_taken(session, body)
         raise taken or Problem("conflict", f"organisation {body.oin} already exists") from None
+    keycache.changed(services)
     return view(org, [])
 
 
@@ -205,8 +211,11 @@ async def add_key(services: Services, oin: str, jwk: dict, *, by: str = "operato
                 raise Problem("not-found", "no such organisation")
             key = OrganisationKey(oin=oin, kid=kid, alg=alg, jwk=public, created_at=services.clock.now())
             session.add(key)
+            await session.flush()  # a kid taken: the IntegrityError below, before the counter moves
+            await keycache.bump(session)
     except IntegrityError:
         raise Problem("conflict", f"kid {kid!r} is already registered for {oin}; choose a new kid") from None
+    keycache.changed(services)
     log.info("registry.key-added", extra={"oin": oin, "kid": kid, "alg": alg, "by": by})
     return KeyView(kid=kid, alg=alg, created_at=key.created_at, revoked_at=None)
 
@@ -229,8 +238,10 @@ async def revoke_key(services: Services, oin: str, kid: str, *, keep_last: bool 
                                           "first (POST /organisations/me/keys), sign with it, then revoke this one")
             key.revoked_at = services.clock.now()
             session.add(key)
+            await keycache.bump(session)
             revoked = True
     if revoked:
+        keycache.changed(services)
         log.info("registry.key-revoked", extra={"oin": oin, "kid": kid, "by": by})
     return KeyView(kid=key.kid, alg=key.alg, created_at=key.created_at, revoked_at=key.revoked_at)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     max_page_size: int = Field(MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="largest pageSize (the API declares this bound)")
     rate_limit_per_minute: int = Field(600, description="requests per organisation per minute, per gateway process")
+    rate_limit_overrides: dict[str, int] = Field(
+        default_factory=dict, description="per organisation, a limit other than BRB_RATE_LIMIT_PER_MINUTE: a JSON object "
+        "OIN -> requests per minute per gateway process, e.g. {\"00000001001234567000\": 6000} for DJI's bulk sync")
+    key_cache_poll_seconds: float = Field(
+        1.0, gt=0, description="how often every gateway process checks the registry version (table registry_version) "
+        "and forgets its cached keys when it moved: a key revoked elsewhere is refused within about this long")
+    key_cache_ttl_seconds: float = Field(
+        30.0, ge=0, description="a cached organisation key is read again after this long at the latest (a row edited "
+        "by hand, without the registry version); 0: no cache, every token check reads the registry")
     token_max_lifetime_seconds: int = 3600
     clock_skew_seconds: int = 60
 
@@ -105,6 +114,14 @@ class Settings(BaseSettings):
     # --- traces (OpenTelemetry) ------------------------------------------------------------------
     otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP collector (http://collector:4318); unset: spans are not exported (trace ids still are in logs, responses and events)")
     otel_service_name: str = Field("brb-gateway", description="service.name of this process's spans (e.g. brb-relay for the relay)")
+
+    @field_validator("rate_limit_overrides")
+    @classmethod
+    def _overrides_by_oin(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, v in value.items() if not (len(k) == 20 and k.isdigit()) or v < 1]
+        if bad:
+            raise ValueError(f"BRB_RATE_LIMIT_OVERRIDES maps 20-digit OINs to a positive number per minute; not: {', '.join(bad)}")
+        return value
 
     @model_validator(mode="after")
     def _password_into_url(self) -> "Settings":

@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACER_NAME = "brb.gateway"
@@ -58,8 +59,17 @@ def configure(endpoint: str | None, service_name: str = "brb-gateway") -> None:
         _exporting.add(url)
 
 
+_tracers: dict[int, trace.Tracer] = {}
+
+
 def tracer() -> trace.Tracer:
-    return provider().get_tracer(TRACER_NAME)
+    """The gateway's tracer of the process's provider, made once (a span processor added later still sees its
+    spans: the provider's processors are shared with its tracers)."""
+    sdk = provider()
+    found = _tracers.get(id(sdk))
+    if found is None:
+        found = _tracers[id(sdk)] = sdk.get_tracer(TRACER_NAME)
+    return found
 
 
 @contextmanager
@@ -74,9 +84,34 @@ def span(name: str, *, context: Context | None = None, kind: SpanKind = SpanKind
 @contextmanager
 def server_span(method: str, headers: Any) -> Iterator[Span]:
     """The request's span, continuing the caller's trace when it sent a valid ``traceparent``. Its
-    attributes are the method, the route template and the status: never a path with ids or a query."""
-    with span(method, context=extract(headers), kind=SpanKind.SERVER, http__request__method=method) as own:
+    attributes are the method, the route template and the status: never a path with ids or a query. What
+    ``span()`` does (current inside, an exception recorded and marked failed), without its per-call layers:
+    this runs on every request."""
+    own = tracer().start_span(method, context=extract(headers), kind=SpanKind.SERVER,
+                              attributes={"http.request.method": method})
+    token = otel_context.attach(trace.set_span_in_context(own))
+    try:
         yield own
+    except Exception as exc:
+        if own.is_recording():
+            own.record_exception(exc)
+            own.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        otel_context.detach(token)
+        own.end()
+
+
+def response_headers(span: Span) -> list[tuple[bytes, bytes]]:
+    """``traceparent`` (and ``tracestate``) naming ``span``, as raw ASGI headers: what ``inject`` writes with
+    ``span`` current (the W3C format of the propagator), without building a context per request."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return []
+    headers = [(b"traceparent", f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}".encode())]
+    if ctx.trace_state:
+        headers.append((b"tracestate", ctx.trace_state.to_header().encode("latin-1")))
+    return headers
 
 
 def traced(name: str) -> Callable:

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 Auditor = caller_with(Scope.AUDIT_READ, Scope.AUDIT_READ_ALL)
 
 
-def audit_filter(
+async def audit_filter(
     subject_id: SubjectFilter = None,
     organisation: OinFilter = None,
     message_id: MessageIdFilter = None,

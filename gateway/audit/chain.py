@@ -14,24 +14,60 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import Row, bindparam, insert, update
 from sqlmodel import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.audit.record import CHAINED_FIELDS, AuditEntry
+from gateway.db.engine import core
 from gateway.db.models import AuditHead, AuditRecord
 from gateway.metrics import AUDIT_HEAD_SEQ, AUDIT_VERIFY_INTACT
 
 GENESIS = "0" * 64
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once: json.dumps makes one per call
+
+
+_CHAINED = len(CHAINED_FIELDS)
+
+
+def chained_values(record: AuditRecord | dict) -> list:
+    """The chained fields' values, in order. A record is a stored row (an ORM object or a Core row:
+    attributes) or the dict of one being appended."""
+    if isinstance(record, dict):
+        return [record[name] for name in CHAINED_FIELDS]
+    return [getattr(record, name) for name in CHAINED_FIELDS]
+
+
+_TIME = CHAINED_FIELDS.index("recorded_at")  # the one chained field that holds a time
+_SEQ = CHAINED_FIELDS.index("seq")
+# how ``records_from`` orders a record's columns: the chained fields, then the link, then the rest
+ROW_ORDER = (*CHAINED_FIELDS, "prev_hash", "hash")
+
+
+def canonical_of(values: list) -> bytes:
+    """The chained values as a compact JSON array (the time as ISO 8601 with microseconds)."""
+    if isinstance(values[_TIME], datetime):
+        values[_TIME] = values[_TIME].isoformat(timespec="microseconds")
+    return _ENCODE(values).encode()
+
+
 def canonical(record: AuditRecord | dict) -> bytes:
-    get = record.get if isinstance(record, dict) else lambda name: getattr(record, name)
-    values = []
-    for name in CHAINED_FIELDS:
-        value = get(name)
-        values.append(value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value)
-    return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_of(chained_values(record))
+
+
+def in_row_order(record: object) -> bool:
+    """A Core row whose columns lead with ``ROW_ORDER`` (``records_from`` selects so): its values are
+    sliced by position instead of looked up one attribute at a time (a walk reads millions)."""
+    return isinstance(record, Row) and tuple(record._fields[:len(ROW_ORDER)]) == ROW_ORDER
+
+
+# built once: a statement built per append costs about as much as running it
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_RECORDS = insert(AuditRecord.__table__)
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
 
 
 class AuditChain:
@@ -40,7 +76,11 @@ class AuditChain:
         self._checkpoint_key = hmac.new(key, b"brb-audit-checkpoint-key|v1", hashlib.sha256).digest()
 
     def digest(self, prev_hash: str, record: AuditRecord | dict) -> str:
-        return hmac.new(self._key, prev_hash.encode() + b"|" + canonical(record), hashlib.sha256).hexdigest()
+        return self.digest_of(prev_hash, chained_values(record))
+
+    def digest_of(self, prev_hash: str, values: list) -> str:
+        """``digest`` of a record given as its chained values (``chained_values``)."""
+        return hmac.digest(self._key, prev_hash.encode() + b"|" + canonical_of(values), "sha256").hex()
 
     def checkpoint_signature(self, seq: int, hash_: str, recorded_at: str) -> str:
         """The signature of a checkpoint (``gateway/audit/checkpoint.py``): an HMAC under a key derived from
@@ -48,14 +88,14 @@ class AuditChain:
         return hmac.new(self._checkpoint_key, f"checkpoint|{seq}|{hash_}|{recorded_at}".encode(), hashlib.sha256).hexdigest()
 
     async def append(
-        self, session: AsyncSession, entries: list[AuditEntry], *, trace_id: str, token_id: str | None,
+        self, session: AsyncSession | AsyncConnection, entries: list[AuditEntry], *, trace_id: str, token_id: str | None,
         scope: str | None, now: datetime,
     ) -> list[dict]:
         """Append ``entries`` in order; returns the stored rows as dicts (one bulk insert)."""
         if not entries:
             return []
-        head = (await session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update())).one()
-        seq, prev = head.seq, head.hash
+        conn = await core(session)
+        seq, prev = (await conn.execute(_LOCK_HEAD)).one()
         rows = []
         for entry in entries:
             seq += 1
@@ -64,9 +104,8 @@ class AuditChain:
                        recorded_at=now, prev_hash=prev)
             row["hash"] = prev = self.digest(prev, row)
             rows.append(row)
-        await session.exec(insert(AuditRecord.__table__), params=rows)  # core executemany: one round trip
-        head.seq, head.hash = seq, prev
-        session.add(head)
+        await conn.execute(_INSERT_RECORDS, rows)  # core executemany: one round trip
+        await conn.execute(_MOVE_HEAD, {"head_seq": seq, "head_hash": prev})
         AUDIT_HEAD_SEQ.set(seq)  # before commit: a rolled-back append is overtaken by the next one
         return rows
 
@@ -127,18 +166,26 @@ async def _walk(chain: AuditChain, records: AsyncIterator[AuditRecord], head: He
     def broken(seq: int | None, id_: str | None, reason: str) -> VerifyResult:
         return VerifyResult(False, checked, last_seq, seq, id_, reason, **extra)
 
+    sliced = None  # rows in ROW_ORDER (records_from): values by position
     async for record in records:
+        if sliced is None:
+            sliced = in_row_order(record)
+        if sliced:
+            values, link, hash_ = list(record[:_CHAINED]), record[_CHAINED], record[_CHAINED + 1]
+        else:
+            values, link, hash_ = chained_values(record), record.prev_hash, record.hash
+        seq = values[_SEQ]
         if prev_hash is None:
-            prev_hash = GENESIS if record.seq == 1 else record.prev_hash  # trust the checkpoint's link
-        if record.seq != expected_seq:
-            return broken(record.seq, record.id, f"record(s) {expected_seq}..{record.seq - 1} are missing before this record")
-        if record.prev_hash != prev_hash:
-            return broken(record.seq, record.id,
+            prev_hash = GENESIS if seq == 1 else link  # trust the checkpoint's link
+        if seq != expected_seq:
+            return broken(seq, record.id, f"record(s) {expected_seq}..{seq - 1} are missing before this record")
+        if link != prev_hash:
+            return broken(seq, record.id,
                           "the link to the previous record does not match (a record was removed, inserted or reordered)")
-        if chain.digest(record.prev_hash, record) != record.hash:
-            return broken(record.seq, record.id,
+        if chain.digest_of(link, values) != hash_:
+            return broken(seq, record.id,
                           "the record's content does not match its hash (a field was changed or the record was forged)")
-        prev_hash, expected_seq, last_seq, checked = record.hash, record.seq + 1, record.seq, checked + 1
+        prev_hash, expected_seq, last_seq, checked = hash_, seq + 1, seq, checked + 1
     if callable(head):
         head = await head()
     if head is None:

@@ -85,9 +85,12 @@ def export_row(record: AuditRecord) -> dict:
     return {c: _plain(getattr(record, c)) for c in EXPORT_COLUMNS}
 
 
+_EVENT_KEYS = {name: to_camel(EVENT_NAMES.get(name, name)) for name in FIELDS if name not in NOT_IN_EVENT}
+
+
 def event_data(row: dict) -> dict:
     """The ``audit.recorded`` event of one stored row: the pseudonymous record, no free text."""
-    data = {to_camel(EVENT_NAMES.get(name, name)): _plain(row[name]) for name in FIELDS if name not in NOT_IN_EVENT}
+    data = {key: _plain(row[name]) for name, key in _EVENT_KEYS.items()}
     data["parties"] = sorted({p for p in (row["actor_oin"], row["counterparty_oin"]) if p})
     return data
 

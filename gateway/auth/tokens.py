@@ -4,24 +4,46 @@ Asymmetric algorithms only; the algorithm is taken from the registered key, neve
 alone; ``iss`` = ``sub`` = an active OIN; ``aud``; ``exp`` at most an hour ahead; ``nbf``/``iat`` with a
 small leeway (``clock_skew_seconds``); a ``jti`` is accepted once (kept in the database, so across restarts
 and processes); ``scope`` is one space-delimited string of scopes the organisation's kind may hold.
-docs/authentication.md is the caller's side of this."""
+docs/authentication.md is the caller's side of this.
+
+The organisation and its key come from this process's key cache (gateway/auth/keycache.py), so a warm
+check costs no database round trip. The ``jti`` is written in its own transaction, or, with
+``defer_jti``, handed back as a ``JtiClaim`` for the request's own transaction to record (``consume_jti``)."""
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import jwt
-from sqlalchemy import and_, delete
+from sqlalchemy import and_, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.parties import KINDS, Scope
+from gateway.auth.keycache import KeyEntry, key_cache
+from gateway.db.engine import core
 from gateway.db.models import Organisation, OrganisationKey, UsedToken
 from gateway.problems import Problem
 from gateway.services import Actor, Services
 
 ALLOWED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
+_ACTOR_TAKES_CLAIM = any(f.name == "jti_claim" for f in dataclasses.fields(Actor))
+
+
+@dataclass
+class JtiClaim:
+    """A verified token's jti, still to be recorded: by ``consume_jti`` in the request's own transaction
+    (the caller sets ``consumed`` once that transaction committed), else by the dependency afterwards."""
+
+    iss: str
+    jti: str
+    expires_at: datetime
+    consumed: bool = False
+
+
 @dataclass(frozen=True)
 class Caller:
     oin: str
@@ -31,6 +53,7 @@ class Caller:
     parent_oin: str | None
     scopes: frozenset[str]
     jti: str
+    jti_claim: JtiClaim | None = field(default=None, compare=False)  # set when the jti is still to be recorded
 
     @property
     def scope(self) -> str:
@@ -38,7 +61,10 @@ class Caller:
 
     @property
     def actor(self) -> Actor:
-        """The caller as the actor of a unit of work: its audit records carry this token's jti and scope."""
+        """The caller as the actor of a unit of work: its audit records carry this token's jti and scope, and
+        the unit of work records a deferred jti in its own transaction."""
+        if _ACTOR_TAKES_CLAIM:
+            return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope, jti_claim=self.jti_claim)
         return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope)
 
 
@@ -61,13 +87,20 @@ def _invalid(reason: str, detail: str) -> Problem:
     return with_reason(reason, Problem("invalid-token", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}))
 
 
-async def verify_token(services: Services, authorization: str | None) -> Caller:
+def _replayed() -> Problem:
+    return with_reason("replayed", Problem("token-replayed", "this jti was already used; mint a new token per request",
+                                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+
+
+async def verify_token(services: Services, authorization: str | None, *, defer_jti: bool = False) -> Caller:
+    """The caller of a valid token. Its jti is recorded here in a transaction of its own, or, with
+    ``defer_jti``, left to the caller: the ``Caller`` then carries a ``JtiClaim`` (see ``consume_jti``)."""
     if not authorization or not authorization.startswith("Bearer "):
         raise _invalid("missing", "send an Authorization: Bearer <JWT> header")
     token = authorization[len("Bearer "):].strip()
-    try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
+    try:  # header and claims in one parse (PyJWT's strict base64url parsing is a good part of a warm check)
+        parsed = jwt.decode_complete(token, options={"verify_signature": False})
+        header, unverified = parsed["header"], parsed["payload"]
     except jwt.PyJWTError as exc:
         raise _invalid("malformed", f"malformed token: {exc}") from None
     alg, kid = header.get("alg"), header.get("kid")
@@ -83,17 +116,9 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
         if value is not None and (type(value) not in (int, float) or not 0 <= value < 2**53):
             raise _invalid("bad-claim", f"{claim} must be a NumericDate (seconds since the epoch, as a JSON number)")
 
-    async with services.db.read() as session:  # organisation and key in one round trip
-        row = (await session.exec(
-            select(Organisation, OrganisationKey).outerjoin(
-                OrganisationKey, and_(OrganisationKey.oin == Organisation.oin, OrganisationKey.kid == kid))
-            .where(Organisation.oin == iss)
-        )).first()
-    org, key = row if row else (None, None)
-    if org is None or not org.active:
+    key = await registered_key(services, iss, kid)
+    if not key.active:
         raise _invalid("unknown-issuer", "the issuer is not a registered, active organisation")
-    if key is None:
-        raise _invalid("unknown-kid", f"unknown kid {kid!r} for this organisation")
     if key.revoked_at is not None:
         raise _invalid("revoked-kid", f"key {kid!r} was revoked")
     if key.alg != alg:
@@ -101,9 +126,8 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
 
     settings = services.settings
     try:
-        signing_key = jwt.PyJWK(key.jwk, algorithm=key.alg).key
         claims = jwt.decode(
-            token, signing_key, algorithms=[key.alg], audience=settings.audience, issuer=iss,
+            token, key.verifier, algorithms=[key.alg], audience=settings.audience, issuer=iss,
             leeway=settings.clock_skew_seconds, options={"require": ["exp", "iat", "jti", "iss", "sub", "aud"]},
         )
     except jwt.ExpiredSignatureError:
@@ -129,14 +153,69 @@ async def verify_token(services: Services, authorization: str | None) -> Caller:
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise _invalid("bad-jti", "jti must be a string of 8 to 200 characters")
 
+    claim = JtiClaim(iss=iss, jti=jti, expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc))
+    if not defer_jti:
+        await burn_jti(services, claim)
+    scopes = granted_scopes(key.kind, claims.get("scope", ""))
+    return Caller(key.oin, key.kind, key.name, key.cbs_code, key.parent_oin, scopes, jti,
+                  jti_claim=claim if defer_jti else None)
+
+
+async def registered_key(services: Services, iss: str, kid: str) -> KeyEntry:
+    """The organisation ``iss`` and its key ``kid``: from the key cache, else one query (then cached).
+    Unknown issuers and kids are refused and never cached."""
+    cache = key_cache(services)
+    entry = cache.get(iss, kid)
+    if entry is not None:
+        return entry
+    generation = cache.generation
+    async with services.db.read() as session:  # organisation and key in one round trip
+        row = (await session.exec(
+            select(Organisation, OrganisationKey).outerjoin(
+                OrganisationKey, and_(OrganisationKey.oin == Organisation.oin, OrganisationKey.kid == kid))
+            .where(Organisation.oin == iss)
+        )).first()
+    org, key = row if row else (None, None)
+    if org is None or not org.active:
+        raise _invalid("unknown-issuer", "the issuer is not a registered, active organisation")
+    if key is None:
+        raise _invalid("unknown-kid", f"unknown kid {kid!r} for this organisation")
+    try:
+        verifier = jwt.PyJWK(key.jwk, algorithm=key.alg).key
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:  # a stored key this library cannot use
+        raise _invalid("rejected", f"token rejected: {exc}") from None
+    entry = KeyEntry(oin=org.oin, kind=org.kind, name=org.name, cbs_code=org.cbs_code, parent_oin=org.parent_oin,
+                     active=org.active, alg=key.alg, revoked_at=key.revoked_at, verifier=verifier,
+                     loaded_at=time.monotonic())
+    cache.put(iss, kid, entry, generation)
+    return entry
+
+
+async def consume_jti(session: AsyncSession, claim: JtiClaim) -> None:
+    """Insert the UsedToken row in this session's transaction and flush; a duplicate raises the same
+    token-replayed Problem (with reason "replayed") as today. Does not set ``consumed``: the caller
+    sets it after its commit."""
+    try:  # one statement of its own: an IntegrityError here is this jti, never another pending row
+        await (await core(session)).execute(_USED_TOKEN, _record(claim))
+    except IntegrityError:
+        raise _replayed() from None
+
+
+async def burn_jti(services: Services, claim: JtiClaim) -> None:
+    """Record ``claim`` in a transaction of its own (a replay: token-replayed), and mark it consumed."""
     try:
         async with services.db.write() as session:
-            session.add(UsedToken(iss=iss, jti=jti, expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc)))
+            await (await core(session)).execute(_USED_TOKEN, _record(claim))
     except IntegrityError:
-        raise with_reason("replayed", Problem("token-replayed", "this jti was already used; mint a new token per request",
-                                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})) from None
-    scopes = granted_scopes(org.kind, claims.get("scope", ""))
-    return Caller(org.oin, org.kind, org.name, org.cbs_code, org.parent_oin, scopes, jti)
+        raise _replayed() from None
+    claim.consumed = True
+
+
+_USED_TOKEN = insert(UsedToken.__table__)  # built once (a statement built per request costs as much as running it)
+
+
+def _record(claim: JtiClaim) -> dict:
+    return {"iss": claim.iss, "jti": claim.jti, "expires_at": claim.expires_at}
 
 
 _JSON_TYPES = {list: "array", dict: "object", int: "number", float: "number", bool: "boolean", type(None): "null"}

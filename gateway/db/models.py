@@ -316,3 +316,12 @@ class KeyHolder(SQLModel, table=True):
     held: list = json_col()
     current_id: str = Field(max_length=40)
     seen_at: datetime = utc_col(nullable=False, index=True)
+
+
+class RegistryVersion(SQLModel, table=True):
+    """One row (id 1): a counter every change of an organisation or key increments in its own transaction
+    (migration 0009). Each process polls it and forgets its cached keys when it moves (gateway/auth/keycache.py)."""
+
+    __tablename__ = "registry_version"
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))

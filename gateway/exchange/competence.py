@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from contracts.common import MessageContract
 from gateway.audit.record import Activity
+from gateway.db.engine import core
 from gateway.db.models import Organisation, Stay
 
 COMPETENT_MUNICIPALITY = "competent-municipality"
@@ -85,8 +88,13 @@ def competence_of(stay: Stay | None) -> Competence:
     return Competence(stay.residence_cbs, stay.intended_cbs, stay.arrival_date, stay.prison_oin)
 
 
-async def current_competence(session: AsyncSession, subject_id: str) -> Competence:
-    return competence_of(await current_stay(session, subject_id))
+async def current_competence(db: AsyncSession | AsyncConnection, subject_id: str) -> Competence:
+    """As ``current_stay`` says, read as a row (Core): nothing here changes the stay."""
+    return competence_of((await (await core(db)).execute(_CURRENT_STAY, {"subject_id": subject_id})).first())
+
+
+_CURRENT_STAY = (select(*Stay.__table__.columns).where(Stay.subject_id == bindparam("subject_id"))
+                 .order_by(col(Stay.id).desc()).limit(1))
 
 
 async def record(uow, subject_id: str, message_id: str, message_type: str, before: Competence, after: Competence) -> None:

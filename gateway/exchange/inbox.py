@@ -7,22 +7,25 @@ the one not yet visible. Numbering inside the send transaction with a conditiona
 recipient's row holds that row until commit, so position n+1 is never visible before position n."""
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gateway.db.engine import core
 from gateway.db.models import Delivery, Organisation
 from gateway.db.paging import BIGINT, Keyset
 
 INBOX = Keyset("inbox", ((Delivery.inbox_position, BIGINT),), start=(0,))
 
 
-async def take_positions(session: AsyncSession, recipients: list[str]) -> dict[str, int]:
+async def take_positions(db: AsyncSession | AsyncConnection, recipients: list[str]) -> dict[str, int]:
     """The next inbox position of each recipient, taken in OIN order (two sends to the same recipients
     lock their rows in the same order, so they queue rather than deadlock)."""
-    positions = {}
+    conn, positions = await core(db), {}
     for oin in sorted(set(recipients)):
-        positions[oin] = (await session.exec(
-            update(Organisation).where(Organisation.oin == oin)
-            .values(inbox_position=Organisation.inbox_position + 1).returning(Organisation.inbox_position)
-        )).scalar_one()
+        positions[oin] = (await conn.execute(_NEXT_POSITION, {"recipient": oin})).scalar_one()
     return positions
+
+
+_NEXT_POSITION = (update(Organisation).where(Organisation.oin == bindparam("recipient"))
+                  .values(inbox_position=Organisation.inbox_position + 1).returning(Organisation.inbox_position))

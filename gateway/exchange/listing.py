@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 
 from contracts.information_request import INFORMATION_REQUEST
@@ -19,6 +20,8 @@ from gateway.problems import Problem
 from gateway.schemas import DeliveryStatus, MessagePage
 from gateway.services import Services
 
+# a list shows no payload: its sealed bytes stay in the database (raiseload: reaching for them is a bug)
+WITHOUT_PAYLOAD = (defer(Message.payload_ciphertext, raiseload=True), defer(Message.wrapped_key, raiseload=True))
 SENT = Keyset("sent", ((Message.created_at, INSTANT), (Message.id, UUID)))
 
 
@@ -40,7 +43,7 @@ def _common(query, f: ListFilter):
 async def inbox(services: Services, caller: Caller, f: ListFilter, cursor: str | None, size: int) -> MessagePage:
     after = INBOX.decode(cursor)
     query = narrowed(select(Delivery, Message).join(Message, Message.id == Delivery.message_id)
-                     .where(Delivery.recipient_oin == caller.oin), equals(Delivery.status, f.status))
+                     .options(*WITHOUT_PAYLOAD).where(Delivery.recipient_oin == caller.oin), equals(Delivery.status, f.status))
     query = _common(query, f)
     if f.open_requests:
         query = query.where(Message.type == INFORMATION_REQUEST, Delivery.replied_at.is_(None))
@@ -52,7 +55,7 @@ async def inbox(services: Services, caller: Caller, f: ListFilter, cursor: str |
 
 async def sent(services: Services, caller: Caller, f: ListFilter, cursor: str | None, size: int) -> MessagePage:
     after = SENT.decode(cursor)
-    query = _common(select(Message).where(Message.sender_oin == caller.oin), f)
+    query = _common(select(Message).options(*WITHOUT_PAYLOAD).where(Message.sender_oin == caller.oin), f)
     if f.status or f.open_requests:
         wanted = narrowed(select(Delivery.message_id), equals(Delivery.status, f.status))
         if f.open_requests:

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent import ConsentRecord, Decision, Exchange, decide
 from consent.catalogue import Catalogue
 from gateway.audit.record import Activity
+from gateway.db.engine import core
 from gateway.db.models import Consent, Organisation
 from gateway.metrics import POLICY_DECISIONS
 from gateway.schemas import Redaction, ReleasedSection
@@ -31,8 +34,11 @@ def as_record(c: Consent) -> ConsentRecord:
     )
 
 
-async def consents_of(session: AsyncSession, subject_id: str) -> list[ConsentRecord]:
-    rows = (await session.exec(select(Consent).where(Consent.subject_id == subject_id))).all()
+_CONSENTS_OF = select(*Consent.__table__.columns).where(Consent.subject_id == bindparam("subject_id"))
+
+
+async def consents_of(db: AsyncSession | AsyncConnection, subject_id: str) -> list[ConsentRecord]:
+    rows = (await (await core(db)).execute(_CONSENTS_OF, {"subject_id": subject_id})).all()
     return [as_record(c) for c in rows]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import case, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from contracts import redact, sections_present, validate_payload
 from gateway.audit.record import Activity
@@ -76,18 +76,19 @@ async def _own_copy(services: Services, uow, caller: Caller, message: Message, p
 async def _delivered_copy(services: Services, uow, caller: Caller, message: Message, delivery: Delivery,
                           purpose: str) -> tuple[MessageView | None, Problem | None]:
     """A recipient's copy: policy decided again, now, for the stated purpose, consents and competence."""
-    session = uow.session
+    conn = uow.connection  # Core rows for what is only read; the message and delivery were loaded by the ORM
     if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
     payload = _open(services, message)
-    sender = await session.get(Organisation, message.sender_oin)
-    me = await session.get(Organisation, caller.oin)
+    parties = {o.oin: o for o in (await conn.execute(select(*Organisation.__table__.columns).where(
+        col(Organisation.oin).in_({message.sender_oin, caller.oin})))).all()}
+    sender, me = parties[message.sender_oin], parties[caller.oin]
     contract = validate_payload(message.type, message.version, payload)
-    now_competent = await competence.current_competence(session, message.subject_id)
+    now_competent = await competence.current_competence(conn, message.subject_id)
     decision = policy.counted("read", policy.decide_for(
         services.catalogue, sender_kind=sender.kind, recipient=me, message_type=message.type, purpose=purpose,
         subject_id=message.subject_id, sections=sections_present(message.type, message.version, payload),
-        consents=await policy.consents_of(session, message.subject_id), at=uow.now,
+        consents=await policy.consents_of(conn, message.subject_id), at=uow.now,
         facts=competence.facts_for(me, now_competent, contract),
     ))
     common = dict(subject_id=message.subject_id, message_id=message.id, purpose=purpose,
@@ -99,20 +100,19 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     policy.audit_consent_disclosures(uow, decision, **common)
     for w in decision.withheld:
         uow.audit(Activity.REDACT, "withheld", detail=f"read: section {w.section} ({w.category}): {w.reason}", **common)
-    if delivery.first_read_at is None and await _mark_first_read(session, delivery, uow.now):
+    if delivery.first_read_at is None and await _mark_first_read(conn, delivery, uow.now):
         uow.emit(message_read(message, caller.oin, purpose))
     return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
                  policy.redactions(decision), decision.basis, decision.rule, policy.released(decision)), None
 
 
-async def _mark_first_read(session, delivery: Delivery, now) -> bool:
+async def _mark_first_read(conn, delivery: Delivery, now) -> bool:
     """Stamp the first read, once: of reads racing for the same copy only the one whose UPDATE still
     finds ``first_read_at`` empty gets True, so the sender is told once. The loaded row is not refreshed."""
     read_if_delivered = case((Delivery.status == DeliveryState.DELIVERED, DeliveryState.READ.value), else_=Delivery.status)
-    first = await session.exec(
+    first = await conn.execute(
         update(Delivery).where(Delivery.id == delivery.id, Delivery.first_read_at.is_(None))
-        .values(first_read_at=now, status=read_if_delivered).returning(Delivery.id)
-        .execution_options(synchronize_session=False))
+        .values(first_read_at=now, status=read_if_delivered).returning(Delivery.id))
     return first.first() is not None
 
 

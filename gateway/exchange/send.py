@@ -15,9 +15,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import SimpleNamespace
 
+from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent import ConsentRecord, Decision
@@ -28,10 +31,11 @@ from contracts.information_request import INFORMATION_REQUEST
 from contracts.registry import UnknownContract
 from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
-from gateway.db.models import PAYLOAD, Delivery, IdempotencyKey, Message, Organisation, SubjectRecord
+from gateway.db.engine import core
+from gateway.db.models import PAYLOAD, Delivery, IdempotencyKey, Message, Organisation
 from gateway.exchange import competence, inbox, policy, retention
 from gateway.exchange.recipients import resolve
-from gateway.exchange.subjects import ensure_subject, subject_for
+from gateway.exchange.subjects import SubjectLookup, ensure_subject, look_up
 from gateway.exchange.views import delivery_status
 from gateway.outbox.events import message_delivered
 from gateway.problems import Problem, field_detail
@@ -48,6 +52,7 @@ class Prepared:
     body: SendMessageRequest
     contract: MessageContract
     payload: dict
+    payload_json: str  # what is sealed: the payload as the contract dumps it, serialised once
     sections: dict[str, str]
     request_hash: str
 
@@ -57,11 +62,18 @@ class Snapshot:
     """What the decision rests on, read inside the transaction that stores it."""
 
     recipients: list[Organisation]
-    subject_id: str
+    subject: SubjectLookup
     request_answered: Delivery | None  # for a reply: the caller's delivery of the request it answers
     consents: list[ConsentRecord]
     competence: competence.Competence
-    known_release: date | None
+
+    @property
+    def subject_id(self) -> str:
+        return self.subject.subject_id
+
+    @property
+    def known_release(self) -> date | None:
+        return self.subject.release_date
 
 
 @dataclass(frozen=True)
@@ -76,14 +88,14 @@ class Outcome:
 @traced("messages.send")
 async def send_message(services: Services, caller: Caller, body: SendMessageRequest, idempotency_key: str) -> MessageReceipt:
     request_hash = _request_hash(body)
-    earlier = await _earlier_answer(services, caller, idempotency_key, request_hash)
-    if earlier:
-        return earlier
     prepared = prepare(services.catalogue, caller, body, request_hash)
     refusal: Problem | None = None
     try:
         async with services.unit_of_work(caller.actor) as uow:
-            snapshot = await read_snapshot(uow.session, services, caller, prepared)
+            earlier = await _earlier_answer(uow.connection, caller, idempotency_key, request_hash)
+            if earlier:
+                return earlier
+            snapshot = await read_snapshot(uow, services, caller, prepared)
             outcome = decide(services.catalogue, caller, prepared, snapshot, uow.now)
             refused = outcome.refused(snapshot)
             if refused:
@@ -92,7 +104,8 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
                 receipt = await store(uow, services, caller, prepared, snapshot, outcome, idempotency_key)
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the race: answer as it did
-        earlier = await _earlier_answer(services, caller, idempotency_key, request_hash)
+        async with services.db.read() as session:
+            earlier = await _earlier_answer(session, caller, idempotency_key, request_hash)
         if earlier:
             return earlier
         raise
@@ -111,20 +124,21 @@ def prepare(catalogue: Catalogue, caller: Caller, body: SendMessageRequest, requ
     if not catalogue.may_send(caller.kind, body.type):
         raise Problem("exchange-not-allowed", f"a {caller.kind} organisation does not send {body.type}")
     payload = contract.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return Prepared(body, contract, payload, sections_present(body.type, body.version, payload), request_hash)
+    return Prepared(body, contract, payload, json.dumps(payload), sections_present(body.type, body.version, payload),
+                    request_hash)
 
 
-async def read_snapshot(session: AsyncSession, services: Services, caller: Caller, prepared: Prepared) -> Snapshot:
-    subject = prepared.contract.subject
-    recipients = await resolve(session, prepared.body.recipients)
-    request_answered = await _request_answered(session, caller, prepared.contract)
-    subject_id = await subject_for(session, services.pseudonyms, subject.bsn, subject.skn)
-    stored = await session.get(SubjectRecord, subject_id)
+async def read_snapshot(uow: UnitOfWork, services: Services, caller: Caller, prepared: Prepared) -> Snapshot:
+    """Rows read with Core on the transaction's connection; only the answered request's delivery is an ORM
+    object (the send stamps its ``replied_at``)."""
+    subject, conn = prepared.contract.subject, uow.connection
+    recipients = await resolve(conn, prepared.body.recipients)
+    request_answered = await _request_answered(uow.session, caller, prepared.contract)
+    found = await look_up(conn, services.pseudonyms, subject.bsn, subject.skn)
     return Snapshot(
-        recipients=recipients, subject_id=subject_id, request_answered=request_answered,
-        consents=await policy.consents_of(session, subject_id),
-        competence=await competence.current_competence(session, subject_id),
-        known_release=stored.release_date if stored else None,
+        recipients=recipients, subject=found, request_answered=request_answered,
+        consents=await policy.consents_of(conn, found.subject_id),
+        competence=await competence.current_competence(conn, found.subject_id),
     )
 
 
@@ -157,17 +171,20 @@ def store_refusal(uow: UnitOfWork, prepared: Prepared, snapshot: Snapshot,
 
 async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: Prepared, snapshot: Snapshot,
                 outcome: Outcome, idempotency_key: str) -> MessageReceipt:
-    body, contract, settings = prepared.body, prepared.contract, services.settings
+    """The message, its deliveries and the idempotency key, each kind of row in one statement (SQLAlchemy
+    Core: the rows are written once and never changed in this transaction, so the ORM's unit of work would
+    only add cost); the audit records and outbox rows follow when the unit of work is sealed."""
+    body, contract, settings, now = prepared.body, prepared.contract, services.settings, uow.now
     subject_id, message_id = snapshot.subject_id, str(uuid.uuid4())
-    await ensure_subject(uow.session, services.pseudonyms, contract.subject.bsn, contract.subject.skn, uow.now, subject_id)
-    message = Message(
+    conn = uow.connection
+    await ensure_subject(conn, services.pseudonyms, contract.subject.bsn, contract.subject.skn, now, snapshot.subject)
+    message = dict(
         id=message_id, type=body.type, version=body.version, sender_oin=caller.oin, subject_id=subject_id,
-        purpose=body.purpose, in_reply_to=contract.replies_to(), due_date=contract.answer_due(),
-        trace_id=uow.trace_id, created_at=uow.now, sender_purge_due_at=retention.own_copy_due(settings, caller.kind, uow.now),
+        purpose=body.purpose, in_reply_to=contract.replies_to(), due_date=contract.answer_due(), trace_id=uow.trace_id,
+        created_at=now, sender_purge_due_at=retention.own_copy_due(settings, caller.kind, now), purged_at=None,
+        **PAYLOAD.sealed_values(services.keyring, prepared.payload_json, aad=message_id.encode()),
     )
-    PAYLOAD.put(message, services.keyring.seal(json.dumps(prepared.payload).encode(), aad=message_id.encode()))
-    uow.session.add(message)
-    await uow.session.flush()
+    await conn.execute(_INSERT_MESSAGE, [message])
     release_date = contract.announced_release_date()
     if release_date is not None:
         await retention.reschedule_for_release(uow.session, settings, subject_id, release_date)
@@ -176,45 +193,59 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
     uow.audit(Activity.SEND, "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,
               detail=f"{body.type} v{body.version} to {len(snapshot.recipients)} recipient(s)")
     deliveries = []
-    positions = await inbox.take_positions(uow.session, [org.oin for org in snapshot.recipients])
     for org in snapshot.recipients:
         decision = outcome.decisions[org.oin]
-        delivery = Delivery(
-            message_id=message_id, recipient_oin=org.oin, recipient_kind=org.kind, inbox_position=positions[org.oin],
-            status=DeliveryState.DELIVERED,
-            decision=policy.stored(decision), created_at=uow.now,
-            purge_due_at=retention.delivery_purge_due(settings, org.kind, uow.now, known_release),
-        )
-        uow.session.add(delivery)
-        deliveries.append(delivery)
+        deliveries.append(dict(
+            _NO_DELIVERY_YET, message_id=message_id, recipient_oin=org.oin, recipient_kind=org.kind,
+            status=DeliveryState.DELIVERED, decision=policy.stored(decision),
+            created_at=now, purge_due_at=retention.delivery_purge_due(settings, org.kind, now, known_release),
+        ))
         common = dict(counterparty_oin=org.oin, subject_id=subject_id, message_id=message_id,
                       purpose=body.purpose, legal_basis=decision.basis, rule=decision.rule)
         uow.audit(Activity.DELIVER, decision.outcome, detail=policy.bases_detail(decision), **common)
         policy.audit_consent_disclosures(uow, decision, **common)
         for w in decision.withheld:
             uow.audit(Activity.REDACT, "withheld", detail=f"section {w.section} ({w.category}): {w.reason}", **common)
-        uow.emit(message_delivered(message, delivery))
+        uow.emit(message_delivered(SimpleNamespace(**message), SimpleNamespace(**deliveries[-1])))
     if snapshot.request_answered is not None:
-        snapshot.request_answered.replied_at = uow.now
+        snapshot.request_answered.replied_at = now
         uow.session.add(snapshot.request_answered)
     receipt = MessageReceipt(
         id=message_id, type=body.type, version=body.version, purpose=body.purpose, subject_id=subject_id,
-        created_at=uow.now, deliveries=[delivery_status(d) for d in deliveries],
+        created_at=now, deliveries=[delivery_status(SimpleNamespace(**d)) for d in deliveries],
     )
-    uow.session.add(IdempotencyKey(
+    await conn.execute(_INSERT_IDEMPOTENCY_KEY, [dict(
         sender_oin=caller.oin, key=idempotency_key, request_hash=prepared.request_hash, message_id=message_id,
-        response=receipt.model_dump(mode="json", by_alias=True), created_at=uow.now,
-    ))
+        response=receipt.model_dump(mode="json", by_alias=True), created_at=now,
+    )])
+    # last: the recipients' rows stay locked from here to the commit (gateway/exchange/inbox.py)
+    positions = await inbox.take_positions(conn, [org.oin for org in snapshot.recipients])
+    for delivery in deliveries:
+        delivery["inbox_position"] = positions[delivery["recipient_oin"]]
+    await conn.execute(_INSERT_DELIVERY, deliveries)
     return receipt
 
 
+_INSERT_MESSAGE, _INSERT_DELIVERY, _INSERT_IDEMPOTENCY_KEY = (
+    insert(Message.__table__), insert(Delivery.__table__), insert(IdempotencyKey.__table__))
+# a new delivery's columns that only later events fill (read, acknowledged, answered, purged)
+_NO_DELIVERY_YET = {column.name: None for column in Delivery.__table__.columns if column.name != "id"}
+
+
 def _request_hash(body: SendMessageRequest) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    """The body's fingerprint for the Idempotency-Key (its fields are JSON values already: no dump needed)."""
+    fields = {"type": body.type, "version": body.version, "purpose": body.purpose, "recipients": body.recipients,
+              "payload": body.payload}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-async def _earlier_answer(services: Services, caller: Caller, key: str, request_hash: str) -> MessageReceipt | None:
-    async with services.db.read() as session:
-        earlier = await session.get(IdempotencyKey, (caller.oin, key))
+_EARLIER_ANSWER = select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
+    IdempotencyKey.sender_oin == bindparam("sender"), IdempotencyKey.key == bindparam("key"))
+
+
+async def _earlier_answer(db: AsyncSession | AsyncConnection, caller: Caller, key: str,
+                         request_hash: str) -> MessageReceipt | None:
+    earlier = (await (await core(db)).execute(_EARLIER_ANSWER, {"sender": caller.oin, "key": key})).first()
     if earlier is None:
         return None
     if earlier.request_hash != request_hash:

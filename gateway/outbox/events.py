@@ -127,11 +127,17 @@ def webhook_ping(subscription_id: str, oin: str) -> tuple[str, dict]:
 _FORBIDDEN_KEYS = {"bsn", "payload", "name", "skn", "dateOfBirth"}
 
 
-def outbox_row(event: Event, now: datetime, topics: dict[str, str]) -> OutboxEvent:
-    """The outbox row that the relay will publish (gateway/outbox/relay.py), in the caller's transaction."""
+def outbox_values(event: Event, now: datetime, topics: dict[str, str], traceparent: str | None = None) -> dict:
+    """The column values of the outbox row that the relay will publish (gateway/outbox/relay.py), inserted in
+    the caller's transaction (a unit of work inserts all of its rows in one statement)."""
     spec = EVENT_TYPES[event.type]
     leaked = _FORBIDDEN_KEYS & set(event.data)
     if leaked:
         raise ValueError(f"event {event.type} may not carry {sorted(leaked)}")
-    return OutboxEvent(event_id=str(uuid.uuid4()), topic=topics[spec.stream], type=event.type, key=event.key,
-                       data=event.data, created_at=now)
+    return {"event_id": str(uuid.uuid4()), "topic": topics[spec.stream], "type": event.type, "key": event.key,
+            "data": event.data, "created_at": now, "traceparent": traceparent}
+
+
+def outbox_row(event: Event, now: datetime, topics: dict[str, str]) -> OutboxEvent:
+    """``outbox_values`` as an ORM row (for code that adds it to a session itself)."""
+    return OutboxEvent(**outbox_values(event, now, topics))

@@ -83,7 +83,7 @@ async def test_a_fault_after_the_message_insert_leaves_no_trace(client, orgs, se
     def broken_outbox(*_args, **_kwargs):
         raise RuntimeError("injected fault: outbox write failed")
 
-    monkeypatch.setattr(services_module, "outbox_row", broken_outbox)
+    monkeypatch.setattr(services_module, "outbox_values", broken_outbox)
     before = {m: await count(services, m) for m in (Message, Delivery, AuditRecord, OutboxEvent, IdempotencyKey)}
     r = await Chain(client, orgs).send(orgs.vught, "dr-plan", ["municipality:0363"], expect=500)
     problem(r, 500, "internal-error")
