@@ -19,13 +19,13 @@ from gateway.exchange.competence import current_stay
 from gateway.exchange.subjects import ensure_subject, find_subject
 from gateway.outbox.events import consent_recorded, consent_withdrawn
 from gateway.problems import Problem, field_detail
-from gateway.schemas import Instant, SubjectIdentifiers, Wire
+from gateway.schemas import Inbound, Instant, SubjectIdentifiers, Wire
 from gateway.services import Services
 
 RECORDING_KINDS = frozenset(name for name, kind in KINDS.items() if kind.records_consent)
 
 
-class ConsentRequest(Wire):
+class ConsentRequest(Inbound):
     model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["recipientOins"]}, {"required": ["recipientKinds"]}]})
     subject: SubjectIdentifiers
     given_by: Literal["detainee", "other-parent"] = "detainee"
@@ -44,7 +44,7 @@ class ConsentRequest(Wire):
         return self
 
 
-class WithdrawalRequest(Wire):
+class WithdrawalRequest(Inbound):
     reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
 
 

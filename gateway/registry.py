@@ -21,13 +21,13 @@ from contracts.parties import CBS_KINDS, KINDS
 from gateway.auth import keycache
 from gateway.db.models import Organisation, OrganisationKey
 from gateway.problems import Problem, field_detail
-from gateway.schemas import Wire
+from gateway.schemas import Inbound, Wire
 from gateway.services import Services
 
 log = logging.getLogger("brb.registry")
 PROOF_MAX_LIFETIME_SECONDS = 300
 
-class OrganisationRequest(Wire):
+class OrganisationRequest(Inbound):
     oin: Annotated[str, Field(pattern=r"^[0-9]{20}$")]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     kind: str = Field(description=f"one of {', '.join(KINDS)}")
@@ -35,11 +35,11 @@ class OrganisationRequest(Wire):
     parent_oin: Annotated[str, Field(pattern=r"^[0-9]{20}$", description="for an auditor: the organisation it audits")] | None = None
 
 
-class KeyRequest(Wire):
+class KeyRequest(Inbound):
     jwk: dict[str, Any] = Field(description="public key as JWK (EC P-256, RSA >= 2048 bit or Ed25519) with kid")
 
 
-class OwnKeyRequest(Wire):
+class OwnKeyRequest(Inbound):
     """A new key of the caller's own organisation, with proof that the caller holds its private half."""
 
     jwk: dict[str, Any] = Field(description="the new public key as JWK (EC P-256, RSA >= 2048 bit or Ed25519) with kid")

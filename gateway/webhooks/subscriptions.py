@@ -26,7 +26,7 @@ from gateway.db.models import PREVIOUS_SUBSCRIPTION_SECRET, SUBSCRIPTION_SECRET,
 from gateway.logs import bound
 from gateway.outbox.events import EVENT_TYPES
 from gateway.problems import Problem, field_detail
-from gateway.schemas import Wire
+from gateway.schemas import Inbound, Wire
 from gateway.services import Services
 from gateway.statuses import WebhookState
 
@@ -39,7 +39,7 @@ MESSAGE_TYPES_DESCRIPTION = ("only events about these message types (and events 
                              "events); left out or null: every message type")
 
 
-class SubscriptionRequest(Wire):
+class SubscriptionRequest(Inbound):
     callback_url: Annotated[str, Field(max_length=2000)]
     event_types: Annotated[list[str], Field(min_length=1, max_length=20, description=f"any of {', '.join(SUBSCRIBABLE)}")]
     message_types: Annotated[list[MessageTypeName], Field(min_length=1, max_length=20, description=MESSAGE_TYPES_DESCRIPTION)] | None = None
@@ -50,7 +50,7 @@ SECRET_DESCRIPTION = "Standard Webhooks secret 'whsec_<base64>' of at least 24 b
 MAX_OVERLAP_HOURS = 168
 
 
-class SecretRotationRequest(Wire):
+class SecretRotationRequest(Inbound):
     secret: Annotated[str, Field(description=SECRET_DESCRIPTION)] | None = None
     overlap_hours: Annotated[int, Field(ge=0, le=MAX_OVERLAP_HOURS, description=(
         "how long the old secret keeps signing beside the new one (each call then carries both signatures), "

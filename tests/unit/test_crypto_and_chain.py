@@ -90,3 +90,48 @@ async def test_each_kind_of_tampering_names_the_record():
     truncated = chain_of(5)[:4]
     result = await run_verify(truncated, head_seq=5)
     assert not result.intact and "ends at 4" in result.reason
+
+
+def test_a_row_read_by_position_hashes_as_the_record_read_by_name():
+    """The verifier slices Core rows in ROW_ORDER (a walk reads millions); their digest must be the one the
+    record got when it was appended, whatever the path: dict at append, ORM object, row by position."""
+    from sqlalchemy import create_engine, insert, select
+
+    from gateway.audit.chain import ROW_ORDER, chained_values, in_row_order
+    from gateway.audit.record import CHAINED_FIELDS
+
+    records = chain_of(4)
+    engine = create_engine("sqlite://")
+    AuditRecord.__table__.create(engine)
+    columns = [AuditRecord.__table__.c[name] for name in ROW_ORDER]
+    with engine.begin() as conn:
+        conn.execute(insert(AuditRecord.__table__), [r.model_dump() for r in records])
+        rows = conn.execute(select(*columns).order_by(AuditRecord.seq)).all()
+    chain = AuditChain(b"chain-key")
+    for record, row in zip(records, rows, strict=True):
+        assert in_row_order(row) and not in_row_order(record)
+        by_position = list(row[:len(CHAINED_FIELDS)])
+        assert by_position == chained_values(record)
+        assert chain.digest_of(row.prev_hash, by_position) == record.hash == chain.digest(record.prev_hash, record)
+
+
+async def test_a_changed_row_read_by_position_is_caught():
+    from sqlalchemy import create_engine, insert, select, update
+
+    from gateway.audit.chain import ROW_ORDER
+
+    records = chain_of(3)
+    engine = create_engine("sqlite://")
+    AuditRecord.__table__.create(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(AuditRecord.__table__), [r.model_dump() for r in records])
+        conn.execute(update(AuditRecord.__table__).where(AuditRecord.seq == 2).values(outcome="deny"))
+        rows = conn.execute(select(*(AuditRecord.__table__.c[n] for n in ROW_ORDER)).order_by(AuditRecord.seq)).all()
+
+    async def walk():
+        for row in rows:
+            yield row
+
+    head = AuditHead(id=1, seq=3, hash=records[-1].hash)
+    result = await verify(AuditChain(b"chain-key"), walk(), head)
+    assert not result.intact and result.broken_seq == 2 and "content" in result.reason
