@@ -1,6 +1,7 @@
 """What a request needs, built once per app from the settings: database, keys, catalogue, clock."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import uuid
@@ -62,6 +63,9 @@ class Services:
     clock: Clock = field(default_factory=Clock)
     workers: dict[str, Any] = field(default_factory=dict)  # name -> gateway.workers.WorkerHealth (readiness)
     key_cache: Any = None  # gateway.auth.keycache.KeyCache, made on first use
+    # set when a unit of work committed outbox rows: a relay in this process (BRB_RUN_WORKERS) publishes them at
+    # once instead of at its next idle poll (gateway/outbox/relay.py); a relay process of its own polls
+    outbox_written: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Services":
@@ -95,6 +99,8 @@ class Services:
             await uow.seal()
         if claim is not None:
             claim.consumed = True  # committed: the token's jti is spent
+        if uow.wrote_events:
+            self.outbox_written.set()
 
 
 _INSERT_OUTBOX = insert(OutboxEvent.__table__)
@@ -122,6 +128,10 @@ class UnitOfWork:
         """Publish ``event`` (built by its function in gateway/outbox/events.py) with this transaction;
         the current trace context goes with it (the CloudEvent's distributed-tracing extension)."""
         self._outbox.append(outbox_values(event, self.now, self.services.topics, telemetry.traceparent()))
+
+    @property
+    def wrote_events(self) -> bool:
+        return bool(self._outbox)
 
     async def seal(self) -> None:
         records = await self.services.audit.append(

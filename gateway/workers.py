@@ -112,15 +112,17 @@ def item_failed(worker: str, reason: str, detail: str) -> None:
         health.last_error = f"{reason}: {detail}"
 
 
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` unless ``stop`` is set first; True when the worker should stop."""
-    if seconds <= 0:
+async def wait_or_stop(stop: asyncio.Event, seconds: float, also: asyncio.Event | None = None) -> bool:
+    """Wait ``seconds`` unless ``stop`` (or ``also``: there is work) is set first; True when the worker should stop."""
+    if seconds <= 0 or (also is not None and also.is_set()):
         await asyncio.sleep(0)
         return stop.is_set()
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, also) if e is not None]
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
     return stop.is_set()
 
 

@@ -250,7 +250,9 @@ class Relay:
         """Publish until ``stop``. A failed round (broker away, database error) is logged and retried
         after a backoff; it never ends the relay."""
         attempt = 0
+        written = self.services.outbox_written
         while not stop.is_set():
+            written.clear()  # before the round: a commit during it sets it again, and the wait below ends at once
             try:
                 published = await self.publish_once()
                 round_done()
@@ -271,7 +273,10 @@ class Relay:
                 await self.measure()
             except SQLAlchemyError:
                 pass  # the database is away: the round above said so
-            await wait_or_stop(stop, delay)
+            if attempt:  # after a failure: the backoff, whatever is written meanwhile
+                await wait_or_stop(stop, delay)
+            else:
+                await wait_or_stop(stop, delay, also=written)
         await self._drop_producer()
 
 
