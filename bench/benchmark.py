@@ -602,7 +602,8 @@ async def kafka_phase(backend: Backend, cfg: Config, loader: Loader, report: Rep
         topic = org_topic(settings.kafka_topic_prefix, orgs.amsterdam.oin)
         await competence(gw.base, orgs)  # its event creates Amsterdam's topic and shows the consumer is ready
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}",
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
+                                    auto_offset_reset="earliest", enable_auto_commit=False,
+                                    fetch_max_wait_ms=10)  # visible when it arrives, not when a long poll ends
         await consumer.start()
 
         async def consume() -> None:
