@@ -1,6 +1,6 @@
 """Appending to and verifying the hash chain.
 
-Each record commits to its predecessor: ``hash = HMAC(chain key, prev_hash || canonical(record))``.
+Each record commits to its predecessor: ``hash = HMAC(chain key, prev_hash || canonical_of(chained_values(record)))``.
 Appenders lock the single ``audit_head`` row at the very end of their transaction, so the chain stays
 linear (no fork, no gap) across concurrent requests and several gateway processes, and the lock is
 held only for the last statements before commit."""
@@ -52,10 +52,6 @@ def canonical_of(values: list) -> bytes:
     if isinstance(values[_TIME], datetime):
         values[_TIME] = values[_TIME].isoformat(timespec="microseconds")
     return _ENCODE(values).encode()
-
-
-def canonical(record: AuditRecord | dict) -> bytes:
-    return canonical_of(chained_values(record))
 
 
 def in_row_order(record: object) -> bool:

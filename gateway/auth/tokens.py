@@ -11,7 +11,6 @@ check costs no database round trip. The ``jti`` is written in its own transactio
 ``defer_jti``, handed back as a ``JtiClaim`` for the request's own transaction to record (``consume_jti``)."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,7 +29,6 @@ from gateway.problems import Problem
 from gateway.services import Actor, Services
 
 ALLOWED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
-_ACTOR_TAKES_CLAIM = any(f.name == "jti_claim" for f in dataclasses.fields(Actor))
 
 
 @dataclass
@@ -63,9 +61,7 @@ class Caller:
     def actor(self) -> Actor:
         """The caller as the actor of a unit of work: its audit records carry this token's jti and scope, and
         the unit of work records a deferred jti in its own transaction."""
-        if _ACTOR_TAKES_CLAIM:
-            return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope, jti_claim=self.jti_claim)
-        return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope)
+        return Actor(oin=self.oin, kind=self.kind, token_id=self.jti, scope=self.scope, jti_claim=self.jti_claim)
 
 
 # Why a token was refused: a short stable code per refusal, counted in brb_token_failures_total{reason}

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import case, update
-from sqlmodel import col, select
+from sqlmodel import select
 
 from contracts import redact, sections_present, validate_payload
 from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
-from gateway.db.models import PAYLOAD, Delivery, Message, Organisation
+from gateway.db.models import PAYLOAD, Delivery, Message
 from gateway.exchange import competence, policy
+from gateway.exchange.recipients import BY_OINS
 from gateway.exchange.retention import is_purged
 from gateway.outbox.events import message_read
 from gateway.problems import Problem
@@ -80,8 +81,7 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
     payload = _open(services, message)
-    parties = {o.oin: o for o in (await conn.execute(select(*Organisation.__table__.columns).where(
-        col(Organisation.oin).in_({message.sender_oin, caller.oin})))).all()}
+    parties = {o.oin: o for o in (await conn.execute(BY_OINS, {"oins": [message.sender_oin, caller.oin]})).all()}
     sender, me = parties[message.sender_oin], parties[caller.oin]
     contract = validate_payload(message.type, message.version, payload)
     now_competent = await competence.current_competence(conn, message.subject_id)

@@ -21,6 +21,7 @@ _ORGANISATION = select(*Organisation.__table__.columns)
 _BY_CODE = _ORGANISATION.where(Organisation.kind == bindparam("kind"), Organisation.cbs_code == bindparam("cbs"),
                                Organisation.active)
 _BY_OIN = _ORGANISATION.where(Organisation.oin == bindparam("oin"), Organisation.active)
+BY_OINS = _ORGANISATION.where(Organisation.oin.in_(bindparam("oins", expanding=True)))  # active or not: a read's parties
 
 
 async def resolve(db: AsyncSession | AsyncConnection, addresses: list[str]) -> list[Organisation]:
