@@ -269,6 +269,15 @@ def retention(once: bool = typer.Option(False, help="purge what is due and exit"
     _run_worker("retention")
 
 
+@app.command()
+def deadlines() -> None:
+    """Mark every deadline whose day passed unmet as overdue (deadline.overdue events), once, and exit (for a
+    CronJob; the retention worker runs it every BRB_DEADLINE_INTERVAL_SECONDS)."""
+    from gateway.trajectory.monitor import deadline_round
+
+    typer.echo(f"{_with_services(deadline_round)} deadline(s) found overdue")
+
+
 audit_app = typer.Typer(help="The audit log", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 

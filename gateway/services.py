@@ -26,6 +26,7 @@ from gateway.db.models import OutboxEvent
 from gateway.outbox.events import Event, audit_recorded, outbox_values
 from gateway.pseudonym import Pseudonymizer
 from gateway.settings import Settings
+from gateway.trajectory.norms import Norms, load as load_norms
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Services:
     pseudonyms: Pseudonymizer
     audit: AuditChain
     catalogue: Catalogue
+    norms: Norms = field(default_factory=load_norms)  # the chain's process norms (gateway/trajectory/norms.yaml)
     clock: Clock = field(default_factory=Clock)
     workers: dict[str, Any] = field(default_factory=dict)  # name -> gateway.workers.WorkerHealth (readiness)
     key_cache: Any = None  # gateway.auth.keycache.KeyCache, made on first use
@@ -78,6 +80,7 @@ class Services:
             pseudonyms=Pseudonymizer(settings.pseudonym_key.get_secret_value().encode()),
             audit=AuditChain(settings.audit_chain_key.get_secret_value().encode()),
             catalogue=consent.load(),
+            norms=load_norms(days=settings.deadline_days),
         )
 
     @property

@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         description="per sender kind: how long the sender's own copy is kept (penitentiary dossier: ten years)",
     )
 
+    # --- trajectory deadlines (gateway/trajectory/norms.yaml) ------------------------------------
+    deadline_days: dict[str, int] = Field(
+        default_factory=dict, description="per norm, a number of days other than norms.yaml's, a JSON object norm -> "
+        "days, e.g. {\"release-notified\": 21} (the release lead time: chain practice, no statute sets it)")
+    deadline_interval_seconds: float = Field(
+        300.0, gt=0, description="how often the deadline job marks what passed its day unmet as overdue (a round of "
+        "the retention worker: in the gateway with BRB_RUN_WORKERS, or `brb retention`; once: `brb deadlines`)")
+
     # --- workers ---------------------------------------------------------------------------------
     run_workers: bool = Field(False, description="run relay, dispatcher and retention inside the gateway process")
     relay_batch_size: int = 200

@@ -39,3 +39,23 @@ class WebhookState(StrEnum):
     DELIVERED = "delivered"
     DEAD = "dead"
     CANCELLED = "cancelled"
+
+
+class DeadlineState(StrEnum):
+    """One process norm of a stay (gateway/trajectory): ``open`` until met or due; ``overdue`` once its day
+    passed unmet (the deadline.overdue event); ``met`` in time or ``met-late``; ``not-applicable`` when the
+    stay turned out not to need it (a short stay, a later stay began, released before it was due)."""
+
+    OPEN = "open"
+    OVERDUE = "overdue"
+    MET = "met"
+    MET_LATE = "met-late"
+    NOT_APPLICABLE = "not-applicable"
+
+    @property
+    def pending(self) -> bool:
+        """Still to be met: a message may meet it, a transfer moves it, a new release date reschedules it."""
+        return self in (DeadlineState.OPEN, DeadlineState.OVERDUE)
+
+
+PENDING_DEADLINES = tuple(s.value for s in DeadlineState if s.pending)

@@ -1,4 +1,5 @@
-"""Background workers for the embedded mode (``BRB_RUN_WORKERS=true``): relay, dispatcher, retention.
+"""Background workers for the embedded mode (``BRB_RUN_WORKERS=true``): relay, dispatcher, retention (which
+also runs the deadline job of gateway/trajectory/monitor.py).
 In production each runs as its own process (``brb relay``, ``brb dispatcher``, ``brb retention``).
 Each runs under ``supervise()``: a worker that raises is logged (``worker.crashed``) and restarted after a
 bounded backoff, so a worker never ends silently while the process lives on. Each reports its rounds to a
@@ -80,7 +81,7 @@ def register(services: Services, name: str) -> WorkerHealth:
     with a stuck window from its interval."""
     s = services.settings
     intervals = {"relay": s.relay_idle_seconds, "dispatcher": DISPATCHER_INTERVAL_SECONDS,
-                 "retention": min([s.retention_interval_seconds]
+                 "retention": min([s.retention_interval_seconds, s.deadline_interval_seconds]
                                   + ([s.audit_checkpoint_interval_seconds] if s.audit_checkpoint_file else []))}
     parts = ("consume", "deliver") if name == "dispatcher" else ("round",)
     health = WorkerHealth(name, stuck_after(services, intervals.get(name, 1.0)), services.clock, parts)
@@ -190,10 +191,14 @@ async def checkpoint_round(services: Services) -> None:
 
 
 async def retention_loop(services: Services, stop: asyncio.Event) -> None:
-    """Retention rounds every ``retention_interval_seconds`` and, with a checkpoint file configured,
-    audit checkpoints every ``audit_checkpoint_interval_seconds``, each when it is due."""
+    """Retention rounds every ``retention_interval_seconds``, the deadline job every ``deadline_interval_seconds``
+    and, with a checkpoint file configured, audit checkpoints every ``audit_checkpoint_interval_seconds``, each
+    when it is due."""
+    from gateway.trajectory.monitor import deadline_round
+
     settings, loop = services.settings, asyncio.get_running_loop()
-    rounds = [(retention_round, lambda: settings.retention_interval_seconds, "retention")]
+    rounds = [(retention_round, lambda: settings.retention_interval_seconds, "retention"),
+              (deadline_round, lambda: settings.deadline_interval_seconds, "deadlines")]
     if settings.audit_checkpoint_file:
         rounds.append((checkpoint_round, lambda: settings.audit_checkpoint_interval_seconds, "audit-checkpoint"))
     due = [loop.time()] * len(rounds)

@@ -174,3 +174,36 @@ PARAMETERS: dict[str, str | int] = {
     "delivery_id": 17, "oin": AMSTERDAM, "kid": _OLD_KEY["kid"], "subjectId": SUBJECT_ID,
     "Idempotency-Key": "tulp-export-2026-11-23-000412",
 }
+
+# --- trajectories and deadlines (gateway/trajectory)
+_PLAN_DEADLINE = {
+    "id": 412, "subjectId": SUBJECT_ID, "norm": "plan-established", "title": "D&R-plan established (final)",
+    "source": "Art. 18a lid 1 Pbw: the D&R-plan is drawn up within four weeks of arrival (practice adopts it around week 9, MDO 2)",
+    "round": 1, "responsibleKind": "dji", "responsibleOin": VUGHT, "responsibleName": "PI Vught", "dueOn": "2026-11-30",
+    "status": "met-late", "metAt": "2026-12-04T14:02:11Z", "metByMessageId": MESSAGE_ID, "daysLate": 4, "reason": None,
+    "acknowledgements": [{"recipientOin": AMSTERDAM, "acknowledgement": "accepted", "acknowledgedAt": "2026-12-04T15:30:00Z"}],
+}
+_RELEASE_DEADLINE = _PLAN_DEADLINE | {
+    "id": 413, "norm": "release-notified", "title": "Municipality told of the release",
+    "source": "Chain practice (no statute sets it): the competent municipality hears of a release at least 28 days ahead; of an unexpected release the same day",
+    "dueOn": "2027-01-18", "status": "overdue", "metAt": None, "metByMessageId": None, "daysLate": 3, "acknowledgements": []}
+_LEAD = {"role": "casemanager", "organisationOin": VUGHT, "organisationName": "PI Vught",
+         "basis": "the stay lasts: the prison's casemanager leads"}
+EXAMPLES |= {
+    "getTrajectory": {"response": {
+        "subjectId": SUBJECT_ID, "lead": _LEAD,
+        "leadAfterRelease": {"role": "aftercare-coordinator", "organisationOin": AMSTERDAM,
+                             "organisationName": "Gemeente Amsterdam (nazorg)",
+                             "basis": "release-notice: no supervision follows; the municipality of return leads aftercare"},
+        "stay": {"stayId": 97, "arrivalDate": "2026-11-02", "prisonOin": VUGHT, "prisonName": "PI Vught",
+                 "detentionKind": "sentence", "expectedReleaseDate": "2027-02-15", "releaseCertainty": "planned",
+                 "shortStay": False, "endedAt": None},
+        "deadlines": [_PLAN_DEADLINE, _RELEASE_DEADLINE]}},
+    "listDeadlines": {"response": {"items": [_RELEASE_DEADLINE], "nextCursor": "eyJ2IjoxLCJsaXN0IjoiZGVhZGxpbmVzIn0", "hasMore": False}},
+    "deadlineStats": {"response": {"dueFrom": "2026-01-01", "dueTo": "2026-12-31", "items": [
+        {"organisationOin": VUGHT, "organisationName": "PI Vught", "norm": "plan-established", "due": 212, "metOnTime": 38,
+         "metLate": 166, "overdue": 8, "open": 11, "shareOnTime": 0.1792, "averageDaysLate": 34.5},
+        {"organisationOin": VUGHT, "organisationName": "PI Vught", "norm": "release-notified", "due": 230, "metOnTime": 151,
+         "metLate": 71, "overdue": 8, "open": 19, "shareOnTime": 0.6565, "averageDaysLate": 11.2}]}},
+}
+PARAMETERS["subject_id"] = SUBJECT_ID

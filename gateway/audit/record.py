@@ -44,6 +44,8 @@ class Activity(StrEnum):
     PURGE = "purge"
     AUDIT_QUERY = "audit-query"
     EXPORT = "export"
+    DEADLINE = "deadline"
+    TRAJECTORY_QUERY = "trajectory-query"
 
     @property
     def text(self) -> str:
@@ -59,6 +61,8 @@ _ACTIVITY_TEXT = {
     Activity.CONSENT_RECORD: "recorded your consent", Activity.CONSENT_WITHDRAW: "recorded the withdrawal of your consent",
     Activity.PURGE: "deleted information about you", Activity.AUDIT_QUERY: "looked up the processing log",
     Activity.EXPORT: "exported audit records",
+    Activity.DEADLINE: "recorded that a step of your re-integration plan was not taken in time",
+    Activity.TRAJECTORY_QUERY: "looked up the deadlines of your stay",
 }
 
 # What a caller states about one processing; the chain adds seq, id, time, token and hashes.

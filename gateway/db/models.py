@@ -81,6 +81,42 @@ class Stay(SQLModel, table=True):
     intended_cbs: str | None = Field(default=None, max_length=4, description="intended municipality after release")
     created_at: datetime = utc_col(nullable=False)
     updated_at: datetime = utc_col(nullable=False)
+    # the trajectory (migration 0010, gateway/trajectory): what the notices said of the stay, for its deadlines
+    detention_kind: str | None = Field(default=None, max_length=20, description="remand | sentence (detention-notice)")
+    release_date: date | None = Field(default=None, description="the expected release date as last announced")
+    release_certainty: str | None = Field(default=None, max_length=20, description="planned | provisional | unexpected")
+    supervision_follows: bool | None = Field(default=None, description="release-notice: a legal framework with supervision follows")
+    aftercare_lead: str | None = Field(default=None, max_length=20, description="release-notice: probation | municipality")
+    probation_oin: str | None = Field(default=None, max_length=20, description="the stay's probation organisation")
+    closed_at: datetime | None = utc_col(description="when a later stay of the subject began")
+
+
+class Deadline(SQLModel, table=True):
+    """One process norm of one stay (gateway/trajectory/norms.yaml): due when, met by which message and when,
+    and which organisation must act. A repeating norm (the plan review) has one row per round."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        UniqueConstraint("stay_id", "norm", "round"),
+        Index("ix_deadlines_status_due", "status", "due_on"),
+        Index("ix_deadlines_responsible_due", "responsible_oin", "due_on"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    stay_id: int = Field(foreign_key="stays.id", index=True)
+    subject_id: str = Field(max_length=64, index=True)
+    norm: str = Field(max_length=40)
+    round: int = 1
+    responsible_kind: str = Field(max_length=20)
+    responsible_oin: str | None = Field(default=None, max_length=20)
+    due_on: date
+    status: str = Field(max_length=20, description="open | overdue | met | met-late | not-applicable")
+    met_at: datetime | None = utc_col()
+    met_by_message_id: str | None = Field(default=None, max_length=36)
+    days_late: int | None = Field(default=None, description="when met: days after the due day (0: in time)")
+    overdue_at: datetime | None = utc_col(description="when the job found it overdue (the deadline.overdue event)")
+    reason: str | None = Field(default=None, max_length=200, description="why not applicable")
+    created_at: datetime = utc_col(nullable=False)
+    updated_at: datetime = utc_col(nullable=False)
 
 
 class SubjectIdentifier(SQLModel, table=True):

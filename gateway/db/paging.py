@@ -17,7 +17,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import and_, or_
@@ -88,7 +88,22 @@ class Instant(Kind):
             raise _Refused("a time out of range") from None
 
 
-INT, BIGINT, UUID, INSTANT = Integer(MAX_INT), Integer(MAX_BIGINT), Uuid(), Instant()
+class Day(Kind):
+    """A calendar date, as ISO 8601 (``2026-12-07``)."""
+
+    def dump(self, value: date) -> str:
+        return value.isoformat()
+
+    def load(self, raw: Any) -> date:
+        if type(raw) is str and len(raw) == 10:
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                pass
+        raise _Refused("a key that is no date")
+
+
+INT, BIGINT, UUID, INSTANT, DAY = Integer(MAX_INT), Integer(MAX_BIGINT), Uuid(), Instant(), Day()
 
 
 @dataclass(frozen=True)

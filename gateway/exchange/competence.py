@@ -32,6 +32,7 @@ class Competence:
     intended: str | None = None  # CBS code of the intended municipality after release
     arrival: date | None = None
     prison_oin: str | None = None
+    stay_id: int | None = None  # the stay row this describes; None for a stay still to be opened
 
     @property
     def municipalities(self) -> frozenset[str]:
@@ -48,7 +49,7 @@ class Competence:
         stated = contract.stated_municipalities()
         arrival = contract.stay_arrival()
         if contract.MESSAGE_TYPE == STAY_OPENING_MESSAGE:
-            base = self if arrival == self.arrival else Competence(arrival=arrival)
+            base = self if arrival == self.arrival else Competence(arrival=arrival)  # no stay_id: a new stay
             return replace(base, residence=stated.get("residence", base.residence),
                            intended=stated.get("intended", base.intended), prison_oin=sender_oin)
         prison = getattr(contract, "to_prison_oin", None) or self.prison_oin
@@ -85,7 +86,7 @@ async def current_stay(session: AsyncSession, subject_id: str) -> Stay | None:
 def competence_of(stay: Stay | None) -> Competence:
     if stay is None:
         return Competence()
-    return Competence(stay.residence_cbs, stay.intended_cbs, stay.arrival_date, stay.prison_oin)
+    return Competence(stay.residence_cbs, stay.intended_cbs, stay.arrival_date, stay.prison_oin, stay.id)
 
 
 async def current_competence(db: AsyncSession | AsyncConnection, subject_id: str) -> Competence:
@@ -97,10 +98,11 @@ _CURRENT_STAY = (select(*Stay.__table__.columns).where(Stay.subject_id == bindpa
                  .order_by(col(Stay.id).desc()).limit(1))
 
 
-async def record(uow, subject_id: str, message_id: str, message_type: str, before: Competence, after: Competence) -> None:
-    """Keep the stay as ``after`` says, inside the send's transaction; audit what moved."""
+async def record(uow, subject_id: str, message_id: str, message_type: str, before: Competence, after: Competence) -> int | None:
+    """Keep the stay as ``after`` says, inside the send's transaction; audit what moved. Returns the id of
+    the stay the message belongs to now (None when there is none), flushed so that rows may refer to it."""
     if after == before:
-        return
+        return before.stay_id
     stay = await current_stay(uow.session, subject_id)
     if stay is None or (message_type == STAY_OPENING_MESSAGE and stay.arrival_date != after.arrival):
         stay = Stay(subject_id=subject_id, created_at=uow.now)
@@ -112,3 +114,5 @@ async def record(uow, subject_id: str, message_id: str, message_type: str, befor
     if changes:
         uow.audit(Activity.COMPETENCE, "established" if not before.municipalities else "changed", subject_id=subject_id,
                   message_id=message_id, legal_basis="pbw-18a", detail=f"{message_type}: {'; '.join(changes)}")
+    await uow.session.flush()  # the stay's id, and its row as Core reads it in this transaction (gateway/trajectory)
+    return stay.id

@@ -43,6 +43,7 @@ from gateway.schemas import MessageReceipt, SendMessageRequest
 from gateway.services import Services, UnitOfWork
 from gateway.statuses import DeliveryState
 from gateway.telemetry import traced
+from gateway.trajectory import record as trajectory
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,9 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
     if release_date is not None:
         await retention.reschedule_for_release(uow.session, settings, subject_id, release_date)
     known_release = release_date or snapshot.known_release
-    await competence.record(uow, subject_id, message_id, body.type, snapshot.competence, outcome.competence_after)
+    stay_id = await competence.record(uow, subject_id, message_id, body.type, snapshot.competence, outcome.competence_after)
+    await trajectory.record(uow, services.norms, caller, body.type, contract, message_id, stay_id,
+                            opened=stay_id != snapshot.competence.stay_id, recipients=snapshot.recipients)
     uow.audit(Activity.SEND, "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,
               detail=f"{body.type} v{body.version} to {len(snapshot.recipients)} recipient(s)")
     deliveries = []

@@ -107,6 +107,17 @@ def retention_purged(message: Message, delivery: Delivery) -> tuple[str, dict]:
     }
 
 
+@event_type("deadline.overdue", "events", "a process norm of a stay passed its day unmet (gateway/trajectory/norms.yaml)")
+def deadline_overdue(deadline: Any, prison_oin: str | None) -> tuple[str, dict]:
+    """To the organisation that must act, and the prison of the stay (the casemanager leads while it lasts)."""
+    return deadline.subject_id, {
+        "deadlineId": deadline.id, "subjectId": deadline.subject_id, "norm": deadline.norm, "round": deadline.round,
+        "dueOn": deadline.due_on.isoformat(), "responsibleKind": deadline.responsible_kind,
+        "responsibleOin": deadline.responsible_oin, "prisonOin": prison_oin,
+        "parties": sorted({deadline.responsible_oin, prison_oin} - {None}),
+    }
+
+
 @event_type("audit.recorded", "audit", "one audit record (pseudonymous), the audit stream")
 def audit_recorded(row: dict) -> tuple[str, dict]:
     from gateway.audit.record import event_data  # the record's fields are declared with the audit table
