@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
 from contracts.common import MessageContract
 from gateway.db.models import Deadline, Organisation, Stay
-from gateway.statuses import DeadlineState
+from gateway.statuses import PENDING_DEADLINES, DeadlineState
 from gateway.trajectory.norms import Norm, Norms, Sent, StayFacts, days_late, local_date
 
 OPENING_MESSAGE = "detention-notice"
@@ -104,7 +104,8 @@ async def record(uow, norms: Norms, sender: Any, message_type: str, contract: Me
     facts = facts_of(stay)
     if opened:
         await _close_earlier_stays(conn, stay["subject_id"], stay_id, now)
-    rows = [_Row(dict(r._mapping)) for r in (await conn.execute(_DEADLINES, {"stay_id": stay_id})).all()]
+    once = [n.id for n in norms if not n.repeats]
+    rows = [_Row(dict(r._mapping)) for r in (await conn.execute(_DEADLINES, {"stay_id": stay_id, "once": once})).all()]
     sent = Sent(message_type, sender.kind, frozenset(r.kind for r in recipients), _Fields(contract))
     responsible = {"dji": stay["prison_oin"], "probation": stay["probation_oin"]}
     today = local_date(now)
@@ -152,8 +153,8 @@ def _keep(norms: Norms, norm: Norm, rows: list[_Row], facts: StayFacts, sent: Se
                    met_by_message_id=message_id, days_late=late)
         following = norms.following(norm)
         if following is not None and not norms.not_applicable(following, facts):
-            rounds = [r.values["round"] for r in rows if r.values["norm"] == following.id]
-            _open(rows, following, max(rounds, default=0) + 1, norms.due_on(following, facts, started=today), stay,
+            next_round = latest.values["round"] + 1 if following is norm else 1
+            _open(rows, following, next_round, norms.due_on(following, facts, started=today), stay,
                   responsible).follows_now = True
 
 
@@ -176,7 +177,11 @@ async def _close_earlier_stays(conn, subject_id: str, stay_id: int, now) -> None
 
 
 _STAY = select(*Stay.__table__.columns).where(Stay.id == bindparam("id"))
-_DEADLINES = select(*Deadline.__table__.columns).where(Deadline.stay_id == bindparam("stay_id"))
+# what a message may change: every round still pending, and the one row of each norm that does not repeat (so a
+# met norm is not opened again); never the history of a repeating norm's met rounds, however long the stay
+_DEADLINES = select(*Deadline.__table__.columns).where(
+    Deadline.stay_id == bindparam("stay_id"),
+    or_(Deadline.status.in_(PENDING_DEADLINES), Deadline.norm.in_(bindparam("once", expanding=True))))
 _MUTABLE = ("responsible_oin", "due_on", "status", "met_at", "met_by_message_id", "days_late", "overdue_at", "reason")
 _UPDATE_DEADLINE = (update(Deadline.__table__).where(Deadline.__table__.c.id == bindparam("key"))
                     .values({c: bindparam(c) for c in (*_MUTABLE, "updated_at")}))
