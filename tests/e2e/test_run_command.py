@@ -81,6 +81,12 @@ def test_run_command_serves_ready_within_60_s_and_a_cli_token_is_accepted(tmp_pa
         assert refused.status_code == 403 and refused.json()["type"].endswith("/recipient-not-competent")
         inbox = httpx.get(f"{base}/api/v1/inbox", headers={"Authorization": f"Bearer {brb_token(tmp_path, AMSTERDAM)}"}).json()
         assert [m["id"] for m in inbox["items"]] == [admitted.json()["id"], sent.json()["id"]]
+        # 3. the stay's deadlines: the example arrived on 2026-11-02, so the final plan sent now is four weeks late or more
+        view = httpx.get(f"{base}/api/v1/trajectories/{sent.json()['subjectId']}",
+                         headers={"Authorization": f"Bearer {brb_token(tmp_path, AMSTERDAM)}"}).json()
+        plan = {d["norm"]: d for d in view["deadlines"]}["plan-established"]
+        assert (plan["status"], plan["metByMessageId"], plan["dueOn"]) == ("met-late", sent.json()["id"], "2026-11-30")
+        assert plan["daysLate"] >= 7 and view["lead"]["role"] == "casemanager" and view["lead"]["organisationName"] == "PI Vught"
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         try:
