@@ -73,6 +73,19 @@ def _in_utc_range(value: datetime) -> datetime:
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc_range)]
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_day(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DAY.match(value):
+        raise ValueError("a calendar date as YYYY-MM-DD, e.g. 2026-12-07")
+    return value
+
+
+# a calendar day, ISO 8601 only (no timestamps, no times)
+Day = Annotated[date, BeforeValidator(_iso_day), Field(json_schema_extra={"pattern": _ISO_DAY.pattern})]
 
 
 class Wire(BaseModel):

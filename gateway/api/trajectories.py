@@ -1,7 +1,6 @@
 """Trajectories and their deadlines: the chain's process norms per stay (gateway/trajectory)."""
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -9,6 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from contracts.parties import Scope
 from gateway.api.common import PageSize, Svc, caller_in_transaction
 from gateway.api.params import OIN_PATTERN, SUBJECT_PATTERN, Cursor, SubjectFilter
+from gateway.openapi import problems
+from gateway.schemas import Day
 from gateway.statuses import DeadlineState
 from gateway.trajectory import queries
 from gateway.trajectory.queries import DeadlineFilter, DeadlinePage, DeadlineStats, NormId, TrajectoryView
@@ -25,8 +26,8 @@ async def deadline_filter(
     norm: Annotated[NormId | None, Query(description="one of the norms (GET /trajectories/{subject_id} names them)")] = None,
     organisation: Annotated[str | None, Query(pattern=OIN_PATTERN, description="the responsible organisation (OIN)")] = None,
     subject_id: SubjectFilter = None,
-    due_from: Annotated[date | None, Query(alias="dueFrom", description="due on or after this day (YYYY-MM-DD)")] = None,
-    due_to: Annotated[date | None, Query(alias="dueTo", description="due on or before this day (YYYY-MM-DD)")] = None,
+    due_from: Annotated[Day | None, Query(alias="dueFrom", description="due on or after this day (YYYY-MM-DD)")] = None,
+    due_to: Annotated[Day | None, Query(alias="dueTo", description="due on or before this day (YYYY-MM-DD)")] = None,
 ) -> DeadlineFilter:
     return DeadlineFilter(status, norm, organisation, subject_id, due_from, due_to)
 
@@ -40,13 +41,15 @@ async def get_trajectory(subject_id: SubjectPath, caller: Viewer, svc: Svc) -> T
     return await queries.trajectory(svc, caller, subject_id)
 
 
-@router.get("/deadlines", summary="Deadlines you may see, by due day", name="list_deadlines")
+@router.get("/deadlines", summary="Deadlines you may see, by due day", name="list_deadlines",
+            responses=problems("invalid-request"))
 async def list_deadlines(f: DeadlineQuery, size: PageSize, caller: Viewer, svc: Svc, cursor: Cursor = None) -> DeadlinePage:
     """Deadlines of the trajectories you are a party to (or responsible for), oldest due day first; `status=overdue` lists what was missed. Filter by `status`, `norm`, responsible `organisation`, `subjectId`, `dueFrom`/`dueTo`; page with `cursor`."""
     return await queries.deadlines(svc, caller, f, cursor, size)
 
 
-@router.get("/deadlines/stats", summary="Share of deadlines met in time, per organisation and norm", name="deadline_stats")
+@router.get("/deadlines/stats", summary="Share of deadlines met in time, per organisation and norm", name="deadline_stats",
+            responses=problems("invalid-request"))
 async def deadline_stats(f: DeadlineQuery, caller: Viewer, svc: Svc) -> DeadlineStats:
     """Of the deadlines due in the period (`dueFrom`/`dueTo`) that you may see: per responsible organisation and norm, how many were met on time, met late or are overdue, the share met on time and the average days late."""
     return await queries.stats(svc, caller, f)

@@ -148,7 +148,7 @@ def _keep(norms: Norms, norm: Norm, rows: list[_Row], facts: StayFacts, sent: Se
             latest.set(due_on=due, status=DeadlineState.OPEN.value if due >= today else latest.values["status"],
                        overdue_at=None if due >= today else latest.values["overdue_at"])
     if norm.meets(sent) and not latest.follows_now:
-        late = days_late(latest.values["due_on"], today) if latest.values["due_on"] else 0
+        late = days_late(latest.values["due_on"], today)
         latest.set(status=(DeadlineState.MET_LATE if late else DeadlineState.MET).value, met_at=now,
                    met_by_message_id=message_id, days_late=late)
         following = norms.following(norm)

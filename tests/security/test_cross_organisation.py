@@ -121,7 +121,7 @@ def canary(label: str) -> str:
 
 @dataclass
 class Resource:
-    kind: str  # message, consent, subscription, dead-letter, organisation, key
+    kind: str  # message, consent, subscription, dead-letter, organisation, key, trajectory
     id: str
     owner: str
     parties: frozenset[str]  # organisations that legitimately deal with it
@@ -133,7 +133,9 @@ class Resource:
     @property
     def markers(self) -> tuple[str, ...]:
         markers = (*self.canaries, *self.payload_canaries)
-        return markers if self.kind in ("dead-letter", "webhook-delivery", "organisation") else (self.id, *markers)
+        # a trajectory's id is its subject's pseudonym, which every message about the subject carries too (who sees
+        # its deadlines in a list: tests/integration/test_deadlines.py)
+        return markers if self.kind in ("dead-letter", "webhook-delivery", "organisation", "trajectory") else (self.id, *markers)
 
 
 @dataclass
@@ -259,6 +261,18 @@ async def _organisation(world: World, chosen: dict) -> Resource:
     return Resource("organisation", world.orgs.vught.oin, "vught", frozenset({"operator"}))
 
 
+async def _trajectory(world: World, chosen: dict) -> Resource:
+    """A stay of PI Vught's whose detention-notice went to Reclassering Nederland only: those two, and whoever
+    holds audit:read-all, see its trajectory and its deadlines; the subject's pseudonym is the id."""
+    probation = world.orgs.reclassering.oin
+    receipt = await world.ok("vught", "POST", f"{PREFIX}/messages", json={
+        "type": "detention-notice", "version": 1, "purpose": "reintegration", "recipients": [probation],
+        "payload": detention_notice("999990044")})
+    everything = {name for name in ORG_NAMES if "audit:read-all" in KINDS[getattr(world.orgs, name).kind].scopes}
+    return world.add(Resource("trajectory", receipt["subjectId"], "vught", frozenset({"vught", "reclassering", *everything}),
+                              subject=receipt["subjectId"]))
+
+
 FACTORIES: dict[str, tuple[Factory, Callable[[], str]]] = {
     "message_id": (lambda w, c: make_message(w), lambda: str(uuid.uuid4())),
     "consent_id": (lambda w, c: make_consent(w), lambda: str(uuid.uuid4())),
@@ -267,6 +281,7 @@ FACTORIES: dict[str, tuple[Factory, Callable[[], str]]] = {
     "delivery_id": (_webhook_delivery, lambda: "2000000000"),
     "oin": (_organisation, lambda: UNKNOWN_OIN),
     "kid": (_key, lambda: "matrix-no-such-kid"),
+    "subject_id": (_trajectory, lambda: f"sub-{uuid.uuid4().hex}"),
 }
 
 # What a route needs besides its path: required query parameters and a valid body (a callable makes a
@@ -337,6 +352,11 @@ def _own_keys(world, res):
     return {res.owner} if res.kind == "key" else set()
 
 
+def _trajectories(world, res):
+    """A stay's deadlines (by subject pseudonym) to its parties and audit:read-all."""
+    return set(res.parties) if res.kind == "trajectory" else set()
+
+
 @dataclass(frozen=True)
 class Listing:
     visible: Callable[[World, Resource], set[str]]  # who may see the resource's items in this list
@@ -354,6 +374,8 @@ LISTINGS: dict[tuple[str, str], Listing] = {
     ("GET", f"{PREFIX}/webhook-dead-letters"): Listing(_admin_only),
     ("GET", f"{PREFIX}/organisations"): Listing(_admin_only),
     ("GET", f"{PREFIX}/organisations/me/keys"): Listing(_own_keys),
+    ("GET", f"{PREFIX}/deadlines"): Listing(_trajectories, lambda w: [{}, {"params": {"status": "open"}}]),
+    ("GET", f"{PREFIX}/deadlines/stats"): Listing(_trajectories),
 }
 # Routes without an id that list nothing of another organisation's (they create, or report on the chain).
 NOT_LISTINGS = {
@@ -417,6 +439,7 @@ async def build_world(client, orgs, services) -> World:
     await make_subscription(world, owner="reclassering")
     await make_dead_letter(world)
     await make_key(world, orgs.vught.oin)
+    await _trajectory(world, {})
     return world
 
 

@@ -86,7 +86,8 @@ def org_for(operation, orgs):
     if operation.path.startswith(("/webhook-dead-letters", "/organisations")):
         return orgs.operator
     tag = (operation.definition.raw.get("tags") or ["?"])[0]
-    by_tag = {"messages": orgs.vught, "consents": orgs.vught, "subscriptions": orgs.vught, "audit": orgs.inspectorate}
+    by_tag = {"messages": orgs.vught, "consents": orgs.vught, "subscriptions": orgs.vught, "audit": orgs.inspectorate,
+              "trajectories": orgs.vught}
     assert tag in by_tag, f"{operation.label}: tag {tag!r} has no organisation in org_for(); add one"
     return by_tag[tag]
 
