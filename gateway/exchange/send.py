@@ -3,8 +3,8 @@
 ``prepare`` checks what the request itself says (its contract, may this kind send this type) without the
 database. Then ONE transaction: ``read_snapshot`` reads what the decision rests on (recipients, subject,
 the request a reply answers, consents, the stay's competence), ``decide`` applies the catalogue to it
-(pure), and ``store`` keeps the message, one delivery per recipient, the audit records and the outbox
-rows — or, when a recipient is refused, ``store_refusal`` keeps only the refusal's audit records. So
+(pure), and ``store`` keeps the message, one delivery per recipient, the stay (competence and the trajectory's
+deadlines, gateway/trajectory), the audit records and the outbox rows — or, when a recipient is refused, ``store_refusal`` keeps only the refusal's audit records. So
 the decision stored is the decision made on what was committed, at one ``now``.
 
 The same Idempotency-Key with the same body answers the first receipt again; with another body it is a 409."""
