@@ -4,7 +4,9 @@ moot (due after the release) no longer apply. A round of the retention worker (`
 ``BRB_DEADLINE_INTERVAL_SECONDS``) and ``brb deadlines`` (once, for a CronJob).
 
 Several processes may run it: a deadline is marked by a conditional UPDATE (``status = 'open'``) that
-returns the rows it changed, and only those get an event."""
+returns the rows it changed, and only those get an event. The job takes its rows with SKIP LOCKED: a deadline a
+send is changing right now waits for the next round, so the job never waits on a send (which holds its stay's
+row and may wait on the job) and the two cannot deadlock."""
 from __future__ import annotations
 
 import logging
@@ -24,18 +26,24 @@ OPEN, OVERDUE, NOT_APPLICABLE = (DeadlineState.OPEN.value, DeadlineState.OVERDUE
                                  DeadlineState.NOT_APPLICABLE.value)
 
 _RELEASE = select(Stay.release_date).where(Stay.id == Deadline.stay_id).scalar_subquery()
+_MOOT = (select(Deadline.id).where(Deadline.status == OPEN, _RELEASE < bindparam("today"), Deadline.due_on > _RELEASE)
+         .order_by(Deadline.id).limit(BATCH).with_for_update(of=Deadline, skip_locked=True))
 _DUE = (select(Deadline.id).where(Deadline.status == OPEN, Deadline.due_on < bindparam("today"))
-        .order_by(Deadline.id).limit(BATCH))
+        .order_by(Deadline.id).limit(BATCH).with_for_update(of=Deadline, skip_locked=True))
 
 
 async def deadline_round(services: Services) -> int:
     """Mark every deadline whose day passed unmet as overdue; returns how many."""
     today = local_date(services.clock.now())
-    async with services.unit_of_work(SYSTEM) as uow:
-        await uow.connection.execute(
-            update(Deadline).where(Deadline.status == OPEN, _RELEASE < today,
-                                   Deadline.due_on > _RELEASE)
-            .values(status=NOT_APPLICABLE, reason="released before it was due", updated_at=uow.now))
+    while True:  # moot first: a deadline due after a past release is not overdue
+        async with services.unit_of_work(SYSTEM) as uow:
+            ids = (await uow.connection.execute(_MOOT, {"today": today})).scalars().all()
+            if ids:
+                await uow.connection.execute(
+                    update(Deadline).where(Deadline.id.in_(ids))
+                    .values(status=NOT_APPLICABLE, reason="released before it was due", updated_at=uow.now))
+        if len(ids) < BATCH:
+            break
     marked = 0
     while True:
         async with services.unit_of_work(SYSTEM) as uow:

@@ -176,7 +176,10 @@ async def _close_earlier_stays(conn, subject_id: str, stay_id: int, now) -> None
                        .values(status=DeadlineState.NOT_APPLICABLE.value, reason="a later stay began", updated_at=now))
 
 
-_STAY = select(*Stay.__table__.columns).where(Stay.id == bindparam("id"))
+# the stay's row is locked first: two messages about one stay keep its deadlines one after the other (on PostgreSQL;
+# SQLite's BEGIN IMMEDIATE already runs writers one at a time), so neither opens the same round twice nor loses the
+# other's change
+_STAY = select(*Stay.__table__.columns).where(Stay.id == bindparam("id")).with_for_update()
 # what a message may change: every round still pending, and the one row of each norm that does not repeat (so a
 # met norm is not opened again); never the history of a repeating norm's met rounds, however long the stay
 _DEADLINES = select(*Deadline.__table__.columns).where(

@@ -1,5 +1,6 @@
 """Trajectory deadlines with a controllable clock: the chain's process norms per stay (gateway/trajectory),
 the job that finds what was missed, who sees it, and who leads."""
+import asyncio
 from datetime import date, timedelta
 
 import httpx
@@ -130,6 +131,35 @@ async def test_a_final_plan_on_day_27_meets_the_four_week_norm_and_starts_the_si
     assert (await deadline(client, orgs.vught, subject, "plan-review"))["status"] == "met"
     second = await deadline(client, orgs.vught, subject, "plan-review", 2)
     assert second["status"] == "open" and second["dueOn"] == (today(services) + timedelta(days=42)).isoformat()
+
+
+async def test_plans_sent_side_by_side_keep_one_trajectory_round_after_round(client, orgs, services):
+    """Four final plans about one stay committed concurrently (PostgreSQL runs them side by side): each is
+    accepted, and the stay's deadlines read as if they came one after the other, no round opened twice."""
+    chain = Chain(client, orgs)
+    subject = await admit(chain, services, release_in=200)
+    later(services, 5)
+    sent = await asyncio.gather(*(final_plan(chain, version=v) for v in range(1, 5)))
+    assert len({p["id"] for p in sent}) == 4
+    deadlines = (await trajectory(client, orgs.vught, subject))["deadlines"]
+    plans = sorted((d["norm"], d["round"], d["status"]) for d in deadlines if d["norm"].startswith("plan-"))
+    assert plans == [("plan-established", 1, "met"), ("plan-review", 1, "met"), ("plan-review", 2, "met"),
+                     ("plan-review", 3, "met"), ("plan-review", 4, "open")]
+    met_by = [d["metByMessageId"] for d in deadlines if d["status"] == "met" and d["norm"].startswith("plan-")]
+    assert sorted(met_by) == sorted(p["id"] for p in sent)  # each plan met exactly one round
+
+
+async def test_a_deadline_due_after_a_past_release_no_longer_applies_instead_of_going_overdue(client, orgs, services):
+    chain = Chain(client, orgs)
+    subject = await admit(chain, services, release_in=60)
+    later(services, 40)
+    await final_plan(chain)  # late, and it opens a review due on day 82, after the release on day 60
+    assert (await deadline(client, orgs.vught, subject, "plan-review"))["status"] == "open"
+    later(services, 45)
+    await deadline_round(services)
+    review = await deadline(client, orgs.vught, subject, "plan-review")
+    assert (review["status"], review["reason"]) == ("not-applicable", "released before it was due")
+    assert "plan-review" not in {e.data["norm"] for e in await overdue_events(services)}
 
 
 async def test_a_final_plan_in_week_9_misses_the_four_week_norm_and_the_statistics_show_the_gap(client, orgs, services):
