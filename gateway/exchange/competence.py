@@ -89,13 +89,18 @@ def competence_of(stay: Stay | None) -> Competence:
     return Competence(stay.residence_cbs, stay.intended_cbs, stay.arrival_date, stay.prison_oin, stay.id)
 
 
-async def current_competence(db: AsyncSession | AsyncConnection, subject_id: str) -> Competence:
-    """As ``current_stay`` says, read as a row (Core): nothing here changes the stay."""
-    return competence_of((await (await core(db)).execute(_CURRENT_STAY, {"subject_id": subject_id})).first())
+async def current_competence(db: AsyncSession | AsyncConnection, subject_id: str, *, lock: bool = False) -> Competence:
+    """As ``current_stay`` says, read as a row (Core). ``lock``: the send path's read, which locks the stay's row
+    until its transaction ends (PostgreSQL; SQLite runs writers one at a time anyway), so that two messages about
+    one stay keep its competence and its deadlines (gateway/trajectory) one after the other, each on what the
+    other committed."""
+    statement = _CURRENT_STAY_LOCKED if lock else _CURRENT_STAY
+    return competence_of((await (await core(db)).execute(statement, {"subject_id": subject_id})).first())
 
 
 _CURRENT_STAY = (select(*Stay.__table__.columns).where(Stay.subject_id == bindparam("subject_id"))
                  .order_by(col(Stay.id).desc()).limit(1))
+_CURRENT_STAY_LOCKED = _CURRENT_STAY.with_for_update()
 
 
 async def record(uow, subject_id: str, message_id: str, message_type: str, before: Competence, after: Competence) -> int | None:

@@ -131,7 +131,7 @@ def prepare(catalogue: Catalogue, caller: Caller, body: SendMessageRequest, requ
 
 async def read_snapshot(uow: UnitOfWork, services: Services, caller: Caller, prepared: Prepared) -> Snapshot:
     """Rows read with Core on the transaction's connection; only the answered request's delivery is an ORM
-    object (the send stamps its ``replied_at``)."""
+    object (the send stamps its ``replied_at``). The subject's current stay is locked (``competence``)."""
     subject, conn = prepared.contract.subject, uow.connection
     recipients = await resolve(conn, prepared.body.recipients)
     request_answered = await _request_answered(uow.session, caller, prepared.contract)
@@ -139,7 +139,7 @@ async def read_snapshot(uow: UnitOfWork, services: Services, caller: Caller, pre
     return Snapshot(
         recipients=recipients, subject=found, request_answered=request_answered,
         consents=await policy.consents_of(conn, found.subject_id),
-        competence=await competence.current_competence(conn, found.subject_id),
+        competence=await competence.current_competence(conn, found.subject_id, lock=True),
     )
 
 

@@ -7,6 +7,7 @@ on or before D, local time, and overdue from D + 1."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Mapping
@@ -91,10 +92,15 @@ class Norms:
     def ids(self) -> tuple[str, ...]:
         return tuple(n.id for n in self.norms)
 
-    @property
+    @cached_property
     def message_types(self) -> frozenset[str]:
         """The message types any norm is met by (with the notices that change a stay's facts)."""
         return frozenset(n.met_by["message"] for n in self.norms) | {"detention-notice", "release-notice", "transfer-notice"}
+
+    @cached_property
+    def once(self) -> tuple[str, ...]:
+        """The norms met once per stay (not repeating)."""
+        return tuple(n.id for n in self.norms if not n.repeats)
 
     def following(self, norm: Norm) -> Norm | None:
         """The repeating norm that meeting ``norm`` starts (plan-established starts plan-review), or itself."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from contracts.common import MessageContract
 from gateway.db.models import Deadline, Organisation, Stay
@@ -49,7 +49,7 @@ def facts_of(stay: Mapping) -> StayFacts:
 
 
 def stated(message_type: str, contract: MessageContract, sender: Any, recipients: Iterable[Organisation],
-           stay: Any) -> dict:
+           stay: Mapping) -> dict:
     """What this message says of the stay, as column values of ``stays`` (only what it changes)."""
     values: dict = {}
     if message_type == OPENING_MESSAGE:
@@ -63,11 +63,11 @@ def stated(message_type: str, contract: MessageContract, sender: Any, recipients
         values.update(release_date=contract.expected_release_date, release_certainty=str(contract.certainty),
                       supervision_follows=bool(framework and framework.supervision),
                       aftercare_lead=str(framework.aftercare_lead) if framework else "municipality")
-    if stay.probation_oin is None and "probation_oin" not in values:  # the first probation organisation involved
+    if stay["probation_oin"] is None and "probation_oin" not in values:  # the first probation organisation involved
         probation = [sender.oin] if sender.kind == "probation" else [r.oin for r in recipients if r.kind == "probation"]
         if probation:
             values["probation_oin"] = probation[0]
-    return {k: v for k, v in values.items() if getattr(stay, k) != v}
+    return {k: v for k, v in values.items() if stay[k] != v}
 
 
 @dataclass
@@ -94,18 +94,19 @@ async def record(uow, norms: Norms, sender: Any, message_type: str, contract: Me
     if stay_id is None or message_type not in norms.message_types:
         return
     conn, now = uow.connection, uow.now
-    stay = (await conn.execute(_STAY, {"id": stay_id})).one()
-    if stay.detention_kind is None and message_type != OPENING_MESSAGE:
+    found = (await conn.execute(_STAY_AND_DEADLINES, {"id": stay_id, "once": norms.once})).all()
+    stay = {c.name: found[0]._mapping[c] for c in _STAYS.c}
+    if stay["detention_kind"] is None and message_type != OPENING_MESSAGE:
         return  # no detention-notice yet: no trajectory to keep
     changes = stated(message_type, contract, sender, recipients, stay)
     if changes:
         await conn.execute(update(Stay).where(Stay.id == stay_id).values(**changes))
-    stay = dict(stay._mapping) | changes
+    stay |= changes
     facts = facts_of(stay)
     if opened:
         await _close_earlier_stays(conn, stay["subject_id"], stay_id, now)
-    once = [n.id for n in norms if not n.repeats]
-    rows = [_Row(dict(r._mapping)) for r in (await conn.execute(_DEADLINES, {"stay_id": stay_id, "once": once})).all()]
+    rows = [_Row({c.name: r._mapping[label] for c, label in _DEADLINE_LABELS}) for r in found
+            if r._mapping["deadline_id"] is not None]
     sent = Sent(message_type, sender.kind, frozenset(r.kind for r in recipients), _Fields(contract))
     responsible = {"dji": stay["prison_oin"], "probation": stay["probation_oin"]}
     today = local_date(now)
@@ -176,15 +177,20 @@ async def _close_earlier_stays(conn, subject_id: str, stay_id: int, now) -> None
                        .values(status=DeadlineState.NOT_APPLICABLE.value, reason="a later stay began", updated_at=now))
 
 
-# the stay's row is locked first: two messages about one stay keep its deadlines one after the other (on PostgreSQL;
-# SQLite's BEGIN IMMEDIATE already runs writers one at a time), so neither opens the same round twice nor loses the
-# other's change
-_STAY = select(*Stay.__table__.columns).where(Stay.id == bindparam("id")).with_for_update()
-# what a message may change: every round still pending, and the one row of each norm that does not repeat (so a
-# met norm is not opened again); never the history of a repeating norm's met rounds, however long the stay
-_DEADLINES = select(*Deadline.__table__.columns).where(
-    Deadline.stay_id == bindparam("stay_id"),
-    or_(Deadline.status.in_(PENDING_DEADLINES), Deadline.norm.in_(bindparam("once", expanding=True))))
+# One statement reads the stay and the deadlines a message may change: every round still pending, and the one row
+# of each norm that does not repeat (so a met norm is not opened again); never the history of a repeating norm's
+# met rounds, however long the stay. The send path locked the stay's row before (``competence.current_competence``,
+# lock=True): two messages about one stay keep its deadlines one after the other, each reading what the other
+# committed, so neither opens the same round twice nor loses the other's change. (A lock taken by this statement
+# would not do on PostgreSQL: after waiting for it, the joined deadlines would still be those read before.)
+_STAYS, _DEADLINES = Stay.__table__, Deadline.__table__
+_DEADLINE_LABELS = [(c, f"deadline_{c.name}") for c in _DEADLINES.c]
+_STAY_AND_DEADLINES = (
+    select(*_STAYS.c, *(c.label(label) for c, label in _DEADLINE_LABELS))
+    .select_from(_STAYS.outerjoin(_DEADLINES, and_(
+        _DEADLINES.c.stay_id == _STAYS.c.id,
+        or_(_DEADLINES.c.status.in_(PENDING_DEADLINES), _DEADLINES.c.norm.in_(bindparam("once", expanding=True))))))
+    .where(_STAYS.c.id == bindparam("id")))
 _MUTABLE = ("responsible_oin", "due_on", "status", "met_at", "met_by_message_id", "days_late", "overdue_at", "reason")
 _UPDATE_DEADLINE = (update(Deadline.__table__).where(Deadline.__table__.c.id == bindparam("key"))
                     .values({c: bindparam(c) for c in (*_MUTABLE, "updated_at")}))
