@@ -35,34 +35,42 @@ _DUE = (select(Deadline.id).where(Deadline.status == OPEN, Deadline.due_on < bin
 async def deadline_round(services: Services) -> int:
     """Mark every deadline whose day passed unmet as overdue; returns how many."""
     today = local_date(services.clock.now())
-    while True:  # moot first: a deadline due after a past release is not overdue
-        async with services.unit_of_work(SYSTEM) as uow:
-            ids = (await uow.connection.execute(_MOOT, {"today": today})).scalars().all()
-            if ids:
-                await uow.connection.execute(
-                    update(Deadline).where(Deadline.id.in_(ids))
-                    .values(status=NOT_APPLICABLE, reason="released before it was due", updated_at=uow.now))
-        if len(ids) < BATCH:
-            break
-    marked = 0
-    while True:
-        async with services.unit_of_work(SYSTEM) as uow:
-            ids = (await uow.connection.execute(_DUE, {"today": today})).scalars().all()
-            if not ids:
-                break
-            rows = (await uow.connection.execute(
-                update(Deadline).where(Deadline.id.in_(ids), Deadline.status == OPEN)
-                .values(status=OVERDUE, overdue_at=uow.now, updated_at=uow.now)
-                .returning(*Deadline.__table__.columns))).all()
-            prisons = dict((await uow.connection.execute(
-                select(Stay.id, Stay.prison_oin).where(Stay.id.in_({r.stay_id for r in rows})))).all()) if rows else {}
-            for row in rows:
-                uow.emit(deadline_overdue(row, prisons.get(row.stay_id)))
-                uow.audit(Activity.DEADLINE, OVERDUE, counterparty_oin=row.responsible_oin, subject_id=row.subject_id,
-                          rule=row.norm, detail=f"{row.norm} (round {row.round}) due {row.due_on.isoformat()}, not met")
-        marked += len(rows)
-        if len(ids) < BATCH:
-            break
+    await _in_batches(services, _MOOT, today, _no_longer_applies)  # moot first: not overdue after a past release
+    marked = await _in_batches(services, _DUE, today, _mark_overdue)
     if marked:
         log.info("deadlines.overdue", extra={"marked": marked})
     return marked
+
+
+async def _in_batches(services: Services, query, today, act) -> int:
+    """``act`` on the ids ``query`` finds, a batch per transaction until a batch comes back short; the sum of
+    what ``act`` returns."""
+    done = 0
+    while True:
+        async with services.unit_of_work(SYSTEM) as uow:
+            ids = (await uow.connection.execute(query, {"today": today})).scalars().all()
+            if ids:
+                done += await act(uow, ids)
+        if len(ids) < BATCH:
+            return done
+
+
+async def _no_longer_applies(uow, ids) -> int:
+    await uow.connection.execute(update(Deadline).where(Deadline.id.in_(ids))
+                                 .values(status=NOT_APPLICABLE, reason="released before it was due", updated_at=uow.now))
+    return len(ids)
+
+
+async def _mark_overdue(uow, ids) -> int:
+    """Overdue, with one event and one audit record per deadline this transaction changed."""
+    rows = (await uow.connection.execute(
+        update(Deadline).where(Deadline.id.in_(ids), Deadline.status == OPEN)
+        .values(status=OVERDUE, overdue_at=uow.now, updated_at=uow.now)
+        .returning(*Deadline.__table__.columns))).all()
+    prisons = dict((await uow.connection.execute(
+        select(Stay.id, Stay.prison_oin).where(Stay.id.in_({r.stay_id for r in rows})))).all()) if rows else {}
+    for row in rows:
+        uow.emit(deadline_overdue(row, prisons.get(row.stay_id)))
+        uow.audit(Activity.DEADLINE, OVERDUE, counterparty_oin=row.responsible_oin, subject_id=row.subject_id,
+                  rule=row.norm, detail=f"{row.norm} (round {row.round}) due {row.due_on.isoformat()}, not met")
+    return len(rows)

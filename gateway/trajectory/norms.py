@@ -7,8 +7,8 @@ on or before D, local time, and overdue from D + 1."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo

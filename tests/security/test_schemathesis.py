@@ -248,8 +248,9 @@ def _curl(case, base_url: str, org) -> str:
 
 
 # Refusals of schema-valid data that no JSON Schema can declare, so `positive_data_acceptance` may not
-# count them: a cursor this API never gave out (cursors are opaque), an order between two fields, and a BSN whose 11-test check digit
-# is wrong. Each field named in the problem's detail must be one of these; anything else still counts.
+# count them: a cursor this API never gave out (cursors are opaque), an order between two fields, and a BSN
+# whose 11-test check digit is wrong. Each field named in the problem's detail must be one of these; anything
+# else still counts.
 UNDECLARABLE = {
     400: [re.compile(p) for p in (
         r"(query:|/)cursor: not a cursor this API gave out.*",
