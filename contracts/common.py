@@ -138,6 +138,8 @@ class MessageContract(Contract):
 
     MESSAGE_TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    # sections (by wire name) only one kind of organisation fills in, e.g. the casemanager's part of a SOM triage
+    AUTHORS: ClassVar[dict[str, str]] = {}
     subject: Subject
 
     def announced_release_date(self) -> date | None:

@@ -23,7 +23,7 @@ from contracts.probation_advice import ProbationAdviceV1, ProbationAdviceV2
 from contracts.release_notice import ReleaseNoticeV1, ReleaseNoticeV2
 from contracts.risk_information import RiskInformationV1, RiskInformationV2
 from contracts.screening_result import ScreeningResultV1, ScreeningResultV2
-from contracts.som_triage import SomTriageV1
+from contracts.som_triage import SomTriageV1, SomTriageV2
 from contracts.transfer_notice import TransferNoticeV1, TransferNoticeV2
 
 MODELS: tuple[type[MessageContract], ...] = (
@@ -44,6 +44,7 @@ MODELS: tuple[type[MessageContract], ...] = (
     RiskInformationV2,
     TransferNoticeV2,
     ReleaseNoticeV2,
+    SomTriageV2,
 )
 REGISTRY: dict[tuple[str, int], type[MessageContract]] = {(m.MESSAGE_TYPE, m.VERSION): m for m in MODELS}
 MESSAGE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(m.MESSAGE_TYPE for m in MODELS))

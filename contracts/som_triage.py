@@ -1,8 +1,9 @@
 """som-triage: the Selectie Ondersteunend Model (test form 1-3-2021), DJI and 3RO decide together
-whether probation gets involved. Part 1 by the casemanager, part 2 by probation, part 3 the joint decision."""
+whether probation gets involved. Part 1 by the casemanager, part 2 by probation, part 3 the joint decision.
+v2 lets the casemanager override a "no priority" first pass, with a reason (gateway/triage)."""
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -92,6 +93,8 @@ class JointDecision(Contract):
 
 class SomTriageV1(MessageContract):
     MESSAGE_TYPE = "som-triage"
+    # who fills in which part: the casemanager part 1, probation part 2; the joint decision either of them
+    AUTHORS: ClassVar[dict[str, str]] = {"caseManagerPart": "dji", "probationPart": "probation"}
     moment: Annotated[str, Field(pattern=r"^(week-3|after-verdict|new-admission)$")] = "week-3"
     case_manager_part: CaseManagerPart | None = section(DataCategory.TRIAGE, "Part 1 (casemanager DJI)")
     probation_part: ProbationPart | None = section(DataCategory.TRIAGE, "Part 2 (probation)")
@@ -102,3 +105,15 @@ class SomTriageV1(MessageContract):
         if not (self.case_manager_part or self.probation_part or self.decision):
             raise ValueError("a SOM triage message carries at least one part")
         return self
+
+
+class CaseManagerPartV2(CaseManagerPart):
+    override_reason: Text | None = Field(None, description=(
+        "The casemanager overrides a no-priority first pass: why the professionals should weigh this detainee anyway"))
+
+
+class SomTriageV2(SomTriageV1):
+    """Version 2: part 1 may carry the casemanager's override of a no-priority outcome, with its reason."""
+
+    VERSION = 2
+    case_manager_part: CaseManagerPartV2 | None = section(DataCategory.TRIAGE, "Part 1 (casemanager DJI)")

@@ -125,6 +125,10 @@ def prepare(catalogue: Catalogue, caller: Caller, body: SendMessageRequest, requ
     if not catalogue.may_send(caller.kind, body.type):
         raise Problem("exchange-not-allowed", f"a {caller.kind} organisation does not send {body.type}")
     payload = contract.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for part, author in contract.AUTHORS.items():
+        if part in payload and caller.kind != author:
+            raise Problem("exchange-not-allowed", f"{part} of {body.type} is filled in by a {author} organisation, "
+                          f"not a {caller.kind} organisation")
     return Prepared(body, contract, payload, json.dumps(payload), sections_present(body.type, body.version, payload),
                     request_hash)
 

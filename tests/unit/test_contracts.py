@@ -34,9 +34,10 @@ def test_the_eleven_message_types_are_registered():
     }
 
 
-def test_six_types_have_a_version_2():
+def test_seven_types_have_a_version_2():
     assert {t for (t, v) in REGISTRY if v == 2} == {
         "screening-result", "dr-plan", "probation-advice", "risk-information", "transfer-notice", "release-notice",
+        "som-triage",
     }
     assert all((t, 1) in REGISTRY for t in MESSAGE_TYPES), "v1 stays accepted"
 
