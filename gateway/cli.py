@@ -271,11 +271,14 @@ def retention(once: bool = typer.Option(False, help="purge what is due and exit"
 
 @app.command()
 def deadlines() -> None:
-    """Mark every deadline whose day passed unmet as overdue (deadline.overdue events), once, and exit (for a
-    CronJob; the retention worker runs it every BRB_DEADLINE_INTERVAL_SECONDS)."""
+    """Mark every deadline whose day passed unmet as overdue (deadline.overdue events) and evaluate again the SOM
+    triages whose day came (triage.changed events), once, and exit (for a CronJob; the retention worker runs both
+    every BRB_DEADLINE_INTERVAL_SECONDS)."""
     from gateway.trajectory.monitor import deadline_round
+    from gateway.triage.review import triage_round
 
     typer.echo(f"{_with_services(deadline_round)} deadline(s) found overdue")
+    typer.echo(f"{_with_services(triage_round)} triage outcome(s) changed by time")
 
 
 audit_app = typer.Typer(help="The audit log", no_args_is_help=True)

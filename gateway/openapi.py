@@ -38,6 +38,7 @@ TAGS = [
     {"name": "messages", "description": "Send, receive, read and acknowledge messages"},
     {"name": "consents", "description": "The detainee's consent: record, list, withdraw"},
     {"name": "trajectories", "description": "The chain's process norms per stay: deadlines, who leads, the share met in time"},
+    {"name": "triage", "description": "The SOM triage: which detainees probation works with in prison, first pass and joint decision"},
     {"name": "audit", "description": "The processing log for audit officers and the inspectorate"},
     {"name": "subscriptions", "description": "Webhooks and their dead letters"},
     {"name": "organisations", "description": "The organisation registry (operator only)"},

@@ -27,6 +27,7 @@ from gateway.outbox.events import Event, audit_recorded, outbox_values
 from gateway.pseudonym import Pseudonymizer
 from gateway.settings import Settings
 from gateway.trajectory.norms import Norms, load as load_norms
+from gateway.triage.evaluator import Rules, load as load_som
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Services:
     audit: AuditChain
     catalogue: Catalogue
     norms: Norms = field(default_factory=load_norms)  # the chain's process norms (gateway/trajectory/norms.yaml)
+    som: Rules = field(default_factory=load_som)  # the SOM triage's criteria (gateway/triage/som.yaml)
     clock: Clock = field(default_factory=Clock)
     workers: dict[str, Any] = field(default_factory=dict)  # name -> gateway.workers.WorkerHealth (readiness)
     key_cache: Any = None  # gateway.auth.keycache.KeyCache, made on first use

@@ -59,3 +59,20 @@ class DeadlineState(StrEnum):
 
 
 PENDING_DEADLINES = tuple(s.value for s in DeadlineState if s.pending)
+
+
+class TriageOutcome(StrEnum):
+    """The SOM triage's first pass (gateway/triage/som.yaml): a criterion decides ``no-priority``, ``priority`` or
+    ``postponed``; where none does, the ``rest-group`` is for the professionals' weighing."""
+
+    NO_PRIORITY = "no-priority"
+    PRIORITY = "priority"
+    POSTPONED = "postponed"
+    REST_GROUP = "rest-group"
+
+
+class TriageState(StrEnum):
+    """A triage round is ``open`` until part 3, the joint decision, makes it ``decided``; a verdict opens a new round."""
+
+    OPEN = "open"
+    DECIDED = "decided"

@@ -1,5 +1,5 @@
 """Background workers for the embedded mode (``BRB_RUN_WORKERS=true``): relay, dispatcher, retention (which
-also runs the deadline job of gateway/trajectory/monitor.py).
+also runs the deadline job of gateway/trajectory/monitor.py and the triage's review of gateway/triage/review.py).
 In production each runs as its own process (``brb relay``, ``brb dispatcher``, ``brb retention``).
 Each runs under ``supervise()``: a worker that raises is logged (``worker.crashed``) and restarted after a
 bounded backoff, so a worker never ends silently while the process lives on. Each reports its rounds to a
@@ -191,14 +191,17 @@ async def checkpoint_round(services: Services) -> None:
 
 
 async def retention_loop(services: Services, stop: asyncio.Event) -> None:
-    """Retention rounds every ``retention_interval_seconds``, the deadline job every ``deadline_interval_seconds``
+    """Retention rounds every ``retention_interval_seconds``, the deadline job and the triage's review by time
+    (gateway/triage/review.py) every ``deadline_interval_seconds``
     and, with a checkpoint file configured, audit checkpoints every ``audit_checkpoint_interval_seconds``, each
     when it is due."""
     from gateway.trajectory.monitor import deadline_round
+    from gateway.triage.review import triage_round
 
     settings, loop = services.settings, asyncio.get_running_loop()
     rounds = [(retention_round, lambda: settings.retention_interval_seconds, "retention"),
-              (deadline_round, lambda: settings.deadline_interval_seconds, "deadlines")]
+              (deadline_round, lambda: settings.deadline_interval_seconds, "deadlines"),
+              (triage_round, lambda: settings.deadline_interval_seconds, "triage")]
     if settings.audit_checkpoint_file:
         rounds.append((checkpoint_round, lambda: settings.audit_checkpoint_interval_seconds, "audit-checkpoint"))
     due = [loop.time()] * len(rounds)

@@ -46,6 +46,8 @@ class Activity(StrEnum):
     EXPORT = "export"
     DEADLINE = "deadline"
     TRAJECTORY_QUERY = "trajectory-query"
+    TRIAGE = "triage"
+    TRIAGE_QUERY = "triage-query"
 
     @property
     def text(self) -> str:
@@ -63,6 +65,8 @@ _ACTIVITY_TEXT = {
     Activity.EXPORT: "exported audit records",
     Activity.DEADLINE: "recorded that a step of your re-integration plan was not taken in time",
     Activity.TRAJECTORY_QUERY: "looked up the deadlines of your stay",
+    Activity.TRIAGE: "assessed whether probation should be involved during your detention (SOM triage)",
+    Activity.TRIAGE_QUERY: "looked up the assessment of whether probation should be involved (SOM triage)",
 }
 
 # What a caller states about one processing; the chain adds seq, id, time, token and hashes.

@@ -119,6 +119,49 @@ class Deadline(SQLModel, table=True):
     updated_at: datetime = utc_col(nullable=False)
 
 
+class Triage(SQLModel, table=True):
+    """The SOM triage of one stay (gateway/triage): the first pass's outcome, its criterion and since when, the
+    round (a new one after the verdict) and the joint decision that closes a round. The facts it rests on, the
+    casemanager's override reason and the decision's justification are personal data: sealed (``TRIAGE_FACTS``)."""
+
+    __tablename__ = "triages"
+    __table_args__ = (Index("ix_triages_reevaluate_on", "reevaluate_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    stay_id: int = Field(foreign_key="stays.id", unique=True)
+    subject_id: str = Field(max_length=64, index=True)
+    round: int = 1
+    moment: str = Field(max_length=20, description="week-3 | after-verdict | new-admission")
+    phase: str | None = Field(default=None, max_length=20, description="remand | convicted")
+    outcome: str = Field(max_length=20, description="no-priority | priority | postponed | rest-group")
+    criterion: str = Field(max_length=40, description="the som.yaml criterion that decided the outcome")
+    since: datetime = utc_col(nullable=False, description="when the outcome last changed")
+    status: str = Field(max_length=20, description="open | decided (part 3, the joint decision)")
+    decision_outcome: str | None = Field(default=None, max_length=60)
+    decided_at: datetime | None = utc_col()
+    reevaluate_on: date | None = Field(default=None, description="the day time alone may change the outcome")
+    facts_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    facts_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    facts_key_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = utc_col(nullable=False)
+    updated_at: datetime = utc_col(nullable=False)
+
+
+class TriageChange(SQLModel, table=True):
+    """One change of a triage's outcome or state: what it was, what it became, and what caused it (a message, the
+    passing of time, the joint decision, a new round)."""
+
+    __tablename__ = "triage_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    triage_id: int = Field(foreign_key="triages.id", index=True)
+    round: int
+    outcome: str = Field(max_length=20)
+    criterion: str = Field(max_length=40)
+    previous_outcome: str | None = Field(default=None, max_length=20)
+    cause: str = Field(max_length=40, description="the message type, or time | new-round")
+    message_id: str | None = Field(default=None, max_length=36)
+    changed_at: datetime = utc_col(nullable=False)
+
+
 class SubjectIdentifier(SQLModel, table=True):
     """Keyed hash of each identifier (BSN, SKN) -> the subject it belongs to."""
 
@@ -328,8 +371,9 @@ ACKNOWLEDGEMENT_REASON = SealedColumns("acknowledgement_reason_ciphertext", "ack
                                        "acknowledgement_reason_key_id", legacy_plain="acknowledgement_reason")
 WITHDRAWAL_REASON = SealedColumns("withdrawal_reason_ciphertext", "withdrawal_reason_wrapped_key",
                                   "withdrawal_reason_key_id", legacy_plain="withdrawal_reason")
+TRIAGE_FACTS = SealedColumns("facts_ciphertext", "facts_wrapped_key", "facts_key_id")
 SEALED = ((Message, PAYLOAD), (Subscription, SUBSCRIPTION_SECRET), (Subscription, PREVIOUS_SUBSCRIPTION_SECRET),
-          (Delivery, ACKNOWLEDGEMENT_REASON), (Consent, WITHDRAWAL_REASON))
+          (Delivery, ACKNOWLEDGEMENT_REASON), (Consent, WITHDRAWAL_REASON), (Triage, TRIAGE_FACTS))
 
 
 class KeyRingState(SQLModel, table=True):

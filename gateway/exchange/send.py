@@ -3,8 +3,8 @@
 ``prepare`` checks what the request itself says (its contract, may this kind send this type) without the
 database. Then ONE transaction: ``read_snapshot`` reads what the decision rests on (recipients, subject,
 the request a reply answers, consents, the stay's competence), ``decide`` applies the catalogue to it
-(pure), and ``store`` keeps the message, one delivery per recipient, the stay (competence and the trajectory's
-deadlines, gateway/trajectory), the audit records and the outbox rows — or, when a recipient is refused, ``store_refusal`` keeps only the refusal's audit records. So
+(pure), and ``store`` keeps the message, one delivery per recipient, the stay (competence, the trajectory's
+deadlines in gateway/trajectory, the SOM triage in gateway/triage), the audit records and the outbox rows — or, when a recipient is refused, ``store_refusal`` keeps only the refusal's audit records. So
 the decision stored is the decision made on what was committed, at one ``now``.
 
 The same Idempotency-Key with the same body answers the first receipt again; with another body it is a 409."""
@@ -44,6 +44,7 @@ from gateway.services import Services, UnitOfWork
 from gateway.statuses import DeliveryState
 from gateway.telemetry import traced
 from gateway.trajectory import record as trajectory
+from gateway.triage import record as triage
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,12 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
         await retention.reschedule_for_release(uow.session, settings, subject_id, release_date)
     known_release = release_date or snapshot.known_release
     stay_id = await competence.record(uow, subject_id, message_id, body.type, snapshot.competence, outcome.competence_after)
-    await trajectory.record(uow, services.norms, caller, body.type, contract, message_id, stay_id,
-                            opened=stay_id != snapshot.competence.stay_id, recipients=snapshot.recipients)
+    opened = stay_id != snapshot.competence.stay_id
+    await trajectory.record(uow, services.norms, caller, body.type, contract, message_id, stay_id, opened=opened,
+                            recipients=snapshot.recipients)
+    await triage.record(uow, services.som, caller, body.type, contract, message_id, stay_id,
+                        new_admission=opened and snapshot.competence.stay_id is not None,
+                        recipients=snapshot.recipients, decisions=outcome.decisions)
     uow.audit(Activity.SEND, "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,
               detail=f"{body.type} v{body.version} to {len(snapshot.recipients)} recipient(s)")
     deliveries = []

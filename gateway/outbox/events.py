@@ -118,6 +118,20 @@ def deadline_overdue(deadline: Any, prison_oin: str | None) -> tuple[str, dict]:
     }
 
 
+@event_type("triage.changed", "events",
+            "a SOM triage changed: new information or time changed its outcome, the joint decision closed its round, "
+            "or a verdict opened a new round (gateway/triage)")
+def triage_changed(triage: Any, previous_outcome: str | None, change: str, cause: str, message_id: str | None,
+                   prison_oin: str | None, probation_oin: str | None) -> tuple[str, dict]:
+    """To the stay's prison and probation organisation: the SOM is theirs alone, never a municipality's."""
+    return triage.subject_id, {
+        "triageId": triage.id, "subjectId": triage.subject_id, "round": triage.round, "change": change,
+        "previousOutcome": previous_outcome, "outcome": triage.outcome, "criterion": triage.criterion,
+        "status": triage.status, "cause": cause, "messageId": message_id, "prisonOin": prison_oin,
+        "probationOin": probation_oin, "parties": sorted({prison_oin, probation_oin} - {None}),
+    }
+
+
 @event_type("audit.recorded", "audit", "one audit record (pseudonymous), the audit stream")
 def audit_recorded(row: dict) -> tuple[str, dict]:
     from gateway.audit.record import event_data  # the record's fields are declared with the audit table

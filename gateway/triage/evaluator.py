@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from gateway.statuses import TriageOutcome
 from gateway.triage.facts import Facts, Source
 
 RULES = Path(__file__).with_name("som.yaml")
-OUTCOMES = ("no-priority", "priority", "postponed", "rest-group")
+OUTCOMES = tuple(o.value for o in TriageOutcome)
 PHASES = ("remand", "convicted")
 
 
@@ -145,6 +146,19 @@ class Rules:
 
     def _indicators(self, derived: dict[str, Derived]) -> tuple[str, ...]:
         return tuple(i.id for i in self.indicators if any(derived[n].value == v for n, v in i.any.items()))
+
+
+def deviates_from(first_pass: str | None, decision: str) -> bool:
+    """Whether a joint decision (som-triage ``decision.outcome``) goes against the first pass it closed: involvement
+    after no priority, none after a priority, a decision without the advice it waited for. In the rest group the
+    professionals weigh: nothing to deviate from."""
+    if first_pass == "no-priority":
+        return decision != "no-priority"
+    if first_pass == "priority":
+        return not decision.startswith("involvement-")
+    if first_pass == "postponed":
+        return not decision.startswith("too-little-information")
+    return False
 
 
 def derive(facts: Facts, today: date, limits: Limits) -> dict[str, Derived]:
