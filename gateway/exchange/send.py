@@ -199,7 +199,7 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
     opened = stay_id != snapshot.competence.stay_id
     await trajectory.record(uow, services.norms, caller, body.type, contract, message_id, stay_id, opened=opened,
                             recipients=snapshot.recipients)
-    await triage.record(uow, services.som, caller, body.type, contract, message_id, stay_id,
+    await triage.record(uow, services.som, body.type, contract, message_id, stay_id,
                         new_admission=opened and snapshot.competence.stay_id is not None,
                         recipients=snapshot.recipients, decisions=outcome.decisions)
     uow.audit(Activity.SEND, "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,

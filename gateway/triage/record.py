@@ -53,7 +53,7 @@ class Change:
     message_id: str | None
 
 
-async def record(uow, rules: Rules, sender: Any, message_type: str, contract: MessageContract, message_id: str,
+async def record(uow, rules: Rules, message_type: str, contract: MessageContract, message_id: str,
                  stay_id: int | None, new_admission: bool, recipients: list[Organisation],
                  decisions: Mapping[str, Decision]) -> None:
     """Keep the stay's triage as this message leaves it (``new_admission``: the message opened a stay after an
@@ -77,7 +77,7 @@ async def record(uow, rules: Rules, sender: Any, message_type: str, contract: Me
         learnt = _learn(before.new_round(), message_type, contract,
                         Source(message_id=message_id, message_type=message_type, on=today), recipients, decisions)
     evaluation = rules.evaluate(learnt, today)
-    _check_override(rules, contract, learnt, evaluation, message_id)
+    _check_override(rules, contract, evaluation)
     decided = learnt.decision is not None and learnt.decision.source.message_id == message_id
     moved = row is None or verdict or decided or (evaluation.outcome, evaluation.criterion) != (row.outcome, row.criterion)
     if not moved and learnt == before:
@@ -150,7 +150,7 @@ def _phase(facts: Facts) -> str | None:
     return facts.phase.value if facts.phase is not None else None
 
 
-def _check_override(rules: Rules, contract: MessageContract, facts: Facts, evaluation: Evaluation, message_id: str) -> None:
+def _check_override(rules: Rules, contract: MessageContract, evaluation: Evaluation) -> None:
     """The casemanager overrides a no-priority outcome only: an override of anything else is refused, whole."""
     part1 = getattr(contract, "case_manager_part", None)
     if getattr(part1, "override_reason", None) and evaluation.criterion != rules.override.id:

@@ -87,6 +87,10 @@ def test_run_command_serves_ready_within_60_s_and_a_cli_token_is_accepted(tmp_pa
         plan = {d["norm"]: d for d in view["deadlines"]}["plan-established"]
         assert (plan["status"], plan["metByMessageId"], plan["dueOn"]) == ("met-late", sent.json()["id"], "2026-11-30")
         assert plan["daysLate"] >= 7 and view["lead"]["role"] == "casemanager" and view["lead"]["organisationName"] == "PI Vught"
+        # 4. the SOM triage's first pass as PI Vught sees it: no probation information has reached the exchange yet
+        triage = httpx.get(f"{base}/api/v1/triage", headers={"Authorization": f"Bearer {brb_token(tmp_path, PI_VUGHT)}"}).json()
+        assert [(i["subjectId"], i["outcome"], i["criterion"], i["phase"]) for i in triage["items"]] == [
+            (sent.json()["subjectId"], "no-priority", "no-probation-information", "convicted")]
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         try:

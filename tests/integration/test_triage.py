@@ -4,7 +4,6 @@ probation (part 1, part 2, the joint decision, the casemanager's override), roun
 admission, and who may see it."""
 from datetime import date, timedelta
 
-import pytest
 from sqlmodel import select
 
 from gateway.audit.record import Activity

@@ -121,7 +121,7 @@ def canary(label: str) -> str:
 
 @dataclass
 class Resource:
-    kind: str  # message, consent, subscription, dead-letter, organisation, key, trajectory
+    kind: str  # message, consent, subscription, dead-letter, organisation, key, trajectory, triage
     id: str
     owner: str
     parties: frozenset[str]  # organisations that legitimately deal with it
@@ -135,7 +135,8 @@ class Resource:
         markers = (*self.canaries, *self.payload_canaries)
         # a trajectory's id is its subject's pseudonym, which every message about the subject carries too (who sees
         # its deadlines in a list: tests/integration/test_deadlines.py)
-        return markers if self.kind in ("dead-letter", "webhook-delivery", "organisation", "trajectory") else (self.id, *markers)
+        return markers if self.kind in ("dead-letter", "webhook-delivery", "organisation", "trajectory", "triage") \
+            else (self.id, *markers)
 
 
 @dataclass
@@ -273,6 +274,15 @@ async def _trajectory(world: World, chosen: dict) -> Resource:
                               subject=receipt["subjectId"]))
 
 
+async def _triage(world: World, chosen: dict) -> Resource:
+    """The SOM triage of such a stay: its prison and probation organisation only (no auditor, no inspectorate: the
+    audit log is theirs); a municipality or mayor is refused outright (``REFUSED_KINDS``)."""
+    trajectory = await _trajectory(world, chosen)
+    world.resources.remove(trajectory)
+    return world.add(Resource("triage", trajectory.id, "vught", frozenset({"vught", "reclassering"}),
+                              subject=trajectory.subject))
+
+
 FACTORIES: dict[str, tuple[Factory, Callable[[], str]]] = {
     "message_id": (lambda w, c: make_message(w), lambda: str(uuid.uuid4())),
     "consent_id": (lambda w, c: make_consent(w), lambda: str(uuid.uuid4())),
@@ -282,6 +292,17 @@ FACTORIES: dict[str, tuple[Factory, Callable[[], str]]] = {
     "oin": (_organisation, lambda: UNKNOWN_OIN),
     "kid": (_key, lambda: "matrix-no-such-kid"),
     "subject_id": (_trajectory, lambda: f"sub-{uuid.uuid4().hex}"),
+}
+
+# A route whose id names another kind of resource than FACTORIES says for that parameter.
+ROUTE_FACTORIES: dict[tuple[str, str], dict[str, tuple[Factory, Callable[[], str]]]] = {
+    ("GET", f"{PREFIX}/triage/{{subject_id}}"): {"subject_id": (_triage, lambda: f"sub-{uuid.uuid4().hex}")},
+}
+# Routes that refuse whole kinds of organisation (403 forbidden) although their tokens hold the scope: the SOM
+# triage is never a municipality's or a mayor's (DESIGN).
+REFUSED_KINDS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", f"{PREFIX}/triage"): frozenset({"municipality", "mayor"}),
+    ("GET", f"{PREFIX}/triage/{{subject_id}}"): frozenset({"municipality", "mayor"}),
 }
 
 # What a route needs besides its path: required query parameters and a valid body (a callable makes a
@@ -357,6 +378,11 @@ def _trajectories(world, res):
     return set(res.parties) if res.kind == "trajectory" else set()
 
 
+def _triages(world, res):
+    """A stay's SOM triage to its prison and probation organisation."""
+    return set(res.parties) if res.kind == "triage" else set()
+
+
 @dataclass(frozen=True)
 class Listing:
     visible: Callable[[World, Resource], set[str]]  # who may see the resource's items in this list
@@ -376,6 +402,7 @@ LISTINGS: dict[tuple[str, str], Listing] = {
     ("GET", f"{PREFIX}/organisations/me/keys"): Listing(_own_keys),
     ("GET", f"{PREFIX}/deadlines"): Listing(_trajectories, lambda w: [{}, {"params": {"status": "open"}}]),
     ("GET", f"{PREFIX}/deadlines/stats"): Listing(_trajectories),
+    ("GET", f"{PREFIX}/triage"): Listing(_triages, lambda w: [{}, {"params": {"outcome": "no-priority"}}]),
 }
 # Routes without an id that list nothing of another organisation's (they create, or report on the chain).
 NOT_LISTINGS = {
@@ -390,7 +417,7 @@ def unclassified(routes: list[Route]) -> list[str]:
     problems = []
     for route in routes:
         if route.params:
-            unknown = [p for p in route.params if p not in FACTORIES]
+            unknown = [p for p in route.params if p not in {**FACTORIES, **ROUTE_FACTORIES.get(route.key, {})}]
             if unknown:
                 problems.append(f"{route}: path parameter(s) {', '.join(unknown)} unknown to the cross-organisation matrix: "
                                 f"add a factory to FACTORIES in {__name__}")
@@ -440,6 +467,7 @@ async def build_world(client, orgs, services) -> World:
     await make_dead_letter(world)
     await make_key(world, orgs.vught.oin)
     await _trajectory(world, {})
+    await _triage(world, {})
     return world
 
 
@@ -459,10 +487,13 @@ async def test_no_organisation_reaches_what_is_not_its_own(client, orgs, service
         scopes = required_scopes(route)
         write = route.method != "GET"
 
+        factories = {**FACTORIES, **ROUTE_FACTORIES.get(route.key, {})}
+        refused = REFUSED_KINDS.get(route.key, frozenset())
+
         async def make() -> tuple[dict, list[Resource]]:
             chosen, made = {}, []
             for param in route.params:
-                res = await FACTORIES[param][0](world, chosen)
+                res = await factories[param][0](world, chosen)
                 chosen[param] = res.id
                 made.append(res)
             return chosen, made
@@ -475,13 +506,13 @@ async def test_no_organisation_reaches_what_is_not_its_own(client, orgs, service
                 chosen, made = await make()
             used = True
             org = getattr(orgs, name)
-            expected = 404 if KINDS[org.kind].scopes & scopes else 403
+            expected = 404 if KINDS[org.kind].scopes & scopes and org.kind not in refused else 403
             query = QUERIES.get(route.key, {})
             body = BODIES[route.key]() if route.key in BODIES else None
             kwargs = {"params": query, **({"json": body} if body is not None else {})}
             before = await owner_view(world, made[-1]) if write else None
             r = await world.request(name, route.method, route.path.format(**chosen), **kwargs)
-            missing_ids = {p: FACTORIES[p][1]() for p in route.params}
+            missing_ids = {p: factories[p][1]() for p in route.params}
             twin = await world.request(name, route.method, route.path.format(**missing_ids), **kwargs)
             where = f"[{backend}] {route} as {name} ({org.kind}) on {made[-1].kind} {made[-1].id} of {made[-1].owner}"
             markers = tuple(m for res in made for m in (*res.canaries, *res.payload_canaries)) + (BSN,)
@@ -507,7 +538,8 @@ async def test_no_organisation_reaches_what_is_not_its_own(client, orgs, service
         scopes = required_scopes(route) or frozenset()
         for name in ORG_NAMES:
             org = getattr(orgs, name)
-            expected = 200 if not scopes or KINDS[org.kind].scopes & scopes else 403
+            expected = 200 if (not scopes or KINDS[org.kind].scopes & scopes) and \
+                org.kind not in REFUSED_KINDS.get(route.key, frozenset()) else 403
             for variant in listing.variants(world):
                 r = await world.request(name, route.method, route.path, **variant)
                 where = f"[{backend}] {route} {variant or ''} as {name} ({org.kind})"

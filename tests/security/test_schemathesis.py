@@ -87,7 +87,7 @@ def org_for(operation, orgs):
         return orgs.operator
     tag = (operation.definition.raw.get("tags") or ["?"])[0]
     by_tag = {"messages": orgs.vught, "consents": orgs.vught, "subscriptions": orgs.vught, "audit": orgs.inspectorate,
-              "trajectories": orgs.vught}
+              "trajectories": orgs.vught, "triage": orgs.vught}
     assert tag in by_tag, f"{operation.label}: tag {tag!r} has no organisation in org_for(); add one"
     return by_tag[tag]
 
