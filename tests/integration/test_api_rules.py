@@ -63,6 +63,8 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, 
     await call("GET", "/trajectories/{subject_id}", orgs.amsterdam, f"/trajectories/{admitted['subjectId']}")
     await call("GET", "/deadlines", orgs.vught, params={"status": "open"})
     await call("GET", "/deadlines/stats", orgs.inspectorate)
+    await call("GET", "/triage", orgs.vught)
+    await call("GET", "/triage/{subject_id}", orgs.vught, f"/triage/{admitted['subjectId']}")
     await call("GET", "/audit/records", orgs.inspectorate)
     await call("GET", "/audit/export", orgs.inspectorate)
     await call("POST", "/audit/subject-report", orgs.inspectorate, json={"bsn": BSN})

@@ -156,9 +156,9 @@ async def test_with_the_broker_down_100_sends_are_accepted_and_all_arrive_in_ord
                 return relay_errors((await c.get("/metrics")).text) > errors_before
 
             await eventually(relay_tried_and_failed, timeout=30)
-        # the relay tried and failed: nothing published, nothing lost: 100 deliveries + 200 audit records + 5
-        # (each subject's competent municipality established by its first detention-notice)
-        assert await unpublished(svc) == 305
+        # the relay tried and failed: nothing published, nothing lost: 100 deliveries + 200 audit records + 10
+        # (each subject's competent municipality and SOM triage established by its first detention-notice)
+        assert await unpublished(svc) == 310
         outage.start()
         await eventually(lambda: _none_left(svc), timeout=60)
         records = await consume(outage.bootstrap, svc.settings.events_topic, 100)
@@ -187,7 +187,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
                          with_subject(example("detention-notice"), bsn=BSNS[i % len(BSNS)]))
     async with kafka_services.db.read() as s:
         all_ids = set((await s.exec(select(OutboxEvent.event_id))).all())
-    assert len(all_ids) == 185  # 60 deliveries, 120 audit records, 5 competent municipalities established
+    assert len(all_ids) == 190  # 60 deliveries, 120 audit records, 5 competent municipalities and 5 triages established
     kafka_services.settings.relay_lease_seconds = 1.0  # the successor takes the killed relay's rows after 1 s
     env = {**os.environ, **settings_env(kafka_services.settings), "BRB_RELAY_BATCH_SIZE": "25"}
     relay = subprocess.Popen([sys.executable, "-m", "gateway.cli", "relay"], cwd=ROOT, env=env,
@@ -198,7 +198,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
         relay.send_signal(signal.SIGKILL)
         relay.wait(10)
     left = await unpublished(kafka_services)
-    assert 0 < left < 185, "the relay was killed with part of the outbox still unpublished"
+    assert 0 < left < 190, "the relay was killed with part of the outbox still unpublished"
     await eventually(lambda: _drained_after_lease(kafka_services), timeout=60, interval=0.2)
     topics = [kafka_services.settings.events_topic, kafka_services.settings.audit_topic]
     records = [r for t in topics for r in await consume(broker, t, 60 if t.endswith("events") else 120)]
@@ -206,7 +206,7 @@ async def test_killing_the_relay_mid_batch_loses_nothing(kclient, korgs, kafka_s
 
 
 async def _some_published(svc) -> bool:
-    return await unpublished(svc) < 185
+    return await unpublished(svc) < 190
 
 
 async def _drained_after_lease(svc) -> bool:
@@ -356,6 +356,7 @@ async def test_published_outbox_rows_are_pruned_after_a_week_and_unpublished_one
                                      detention_notice(residence="0599"))  # stays unpublished
     assert await prune_published(kafka_services) == 0
     kafka_services.clock.advance(timedelta(days=8))
-    assert await prune_published(kafka_services) == 4  # the delivery, send, deliver and competence records
+    assert await prune_published(kafka_services) == 5  # the delivery; the send, deliver, competence and triage records
     async with kafka_services.db.read() as s:
+        # the second notice's delivery, send, deliver and competence records (its stay's triage was established before)
         assert (await s.exec(select(func.count()).select_from(OutboxEvent))).one() == 4 == await unpublished(kafka_services)
