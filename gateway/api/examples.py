@@ -189,6 +189,11 @@ _RELEASE_DEADLINE = _PLAN_DEADLINE | {
     "dueOn": "2027-01-18", "status": "overdue", "metAt": None, "metByMessageId": None, "daysLate": 3, "acknowledgements": []}
 _LEAD = {"role": "casemanager", "organisationOin": VUGHT, "organisationName": "PI Vught",
          "basis": "the stay lasts: the prison's casemanager leads"}
+_TRIAGE_ITEM = {
+    "subjectId": SUBJECT_ID, "stayId": 97, "prisonOin": VUGHT, "probationOin": "00000001002345678000",
+    "arrivalDate": "2026-11-02", "phase": "remand", "round": 1, "moment": "week-3", "outcome": "no-priority",
+    "criterion": "low-recidivism-risk", "criterionTitle": "Low risk of reoffending", "since": "2026-11-25T14:11:00Z",
+    "status": "decided", "decisionOutcome": "no-priority", "decidedAt": "2026-11-26T09:00:00Z"}
 EXAMPLES |= {
     "getTrajectory": {"response": {
         "subjectId": SUBJECT_ID, "lead": _LEAD,
@@ -205,5 +210,26 @@ EXAMPLES |= {
          "metLate": 166, "overdue": 8, "open": 11, "shareOnTime": 0.1792, "averageDaysLate": 34.5},
         {"organisationOin": VUGHT, "organisationName": "PI Vught", "norm": "release-notified", "due": 230, "metOnTime": 151,
          "metLate": 71, "overdue": 8, "open": 19, "shareOnTime": 0.6565, "averageDaysLate": 11.2}]}},
+    "listTriage": {"response": {"items": [_TRIAGE_ITEM], "nextCursor": "eyJ2IjoxLCJsaXN0IjoidHJpYWdlIiwiYWZ0ZXIiOls0Ml19",
+                                "hasMore": False}},
+    "getTriage": {"response": _TRIAGE_ITEM | {
+        "explanation": "The latest risk assessment, not older than one year, found a low risk of reoffending.",
+        "mandatory": False, "professionalWeighing": False, "firstPass": None, "overrideReason": None,
+        "fired": [{"fact": "recent_low_risk", "value": True, "sources": [
+            {"messageId": MESSAGE_ID, "messageType": "risk-information", "on": "2026-11-25"}]}],
+        "profile": None,
+        "decision": {"outcome": "no-priority", "justification": "Laag risico; de casemanager werkt met de gemeente",
+                     "deviatesFromGuideline": False, "deviatesFromFirstPass": False, "decidedOn": "2026-11-26",
+                     "messageId": "4b8e2f1c-9d3a-4c6e-8f10-2a7b5c9d1e3f"},
+        "reevaluateOn": "2027-11-26",
+        "history": [
+            {"round": 1, "outcome": "no-priority", "criterion": "no-probation-information", "previousOutcome": None,
+             "cause": "detention-notice", "messageId": "6a1f3c5e-7b9d-4e2f-8a0c-1d3e5f7a9b2c", "changedAt": "2026-11-02T08:30:00Z"},
+            {"round": 1, "outcome": "rest-group", "criterion": "rest-group", "previousOutcome": "no-priority",
+             "cause": "som-triage", "messageId": "8c2e4a6b-1d3f-4a5b-9c7d-2e4f6a8b0c1d", "changedAt": "2026-11-20T10:02:00Z"},
+            {"round": 1, "outcome": "no-priority", "criterion": "low-recidivism-risk", "previousOutcome": "rest-group",
+             "cause": "risk-information", "messageId": MESSAGE_ID, "changedAt": "2026-11-25T14:11:00Z"},
+            {"round": 1, "outcome": "no-priority", "criterion": "low-recidivism-risk", "previousOutcome": "no-priority",
+             "cause": "decision", "messageId": "4b8e2f1c-9d3a-4c6e-8f10-2a7b5c9d1e3f", "changedAt": "2026-11-26T09:00:00Z"}]}},
 }
 PARAMETERS["subject_id"] = SUBJECT_ID

@@ -122,7 +122,7 @@ def sample(name: str, **labels) -> float:
 async def test_the_backlog_gauges_follow_the_pending_rows_and_the_running_relay_updates_them(kclient, orgs, ksvc):
     await Chain(kclient, orgs).send(orgs.vught, "detention-notice", ["municipality:0363"])
     pending = await unpublished(ksvc)
-    assert pending == 4  # the delivery, and the send, deliver and competence audit records
+    assert pending == 5  # the delivery, and the send, deliver, competence and triage audit records
     relay = Relay(ksvc)
     await relay.measure()
     assert sample("brb_outbox_backlog") == pending
