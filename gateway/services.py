@@ -147,3 +147,17 @@ class UnitOfWork:
             self.emit(audit_recorded(r))
         if self._outbox:
             await self.connection.execute(_INSERT_OUTBOX, self._outbox)  # one executemany
+
+
+async def in_batches(services: Services, query, params: dict, act, batch: int) -> int:
+    """A job's rows a batch per transaction (the system's unit of work): ``act(uow, rows)`` on what ``query`` finds
+    (at most ``batch`` rows, which ``act`` takes out of the query's reach), until a batch comes back short; the sum
+    of what ``act`` returns. The deadline job and the triage's review by time run on it."""
+    done = 0
+    while True:
+        async with services.unit_of_work(SYSTEM) as uow:
+            rows = (await uow.connection.execute(query, params)).all()
+            if rows:
+                done += await act(uow, rows)
+        if len(rows) < batch:
+            return done

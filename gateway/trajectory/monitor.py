@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select, update
 from gateway.audit.record import Activity
 from gateway.db.models import Deadline, Stay
 from gateway.outbox.events import deadline_overdue
-from gateway.services import SYSTEM, Services
+from gateway.services import Services, in_batches
 from gateway.statuses import DeadlineState
 from gateway.trajectory.norms import local_date
 
@@ -35,36 +35,24 @@ _DUE = (select(Deadline.id).where(Deadline.status == OPEN, Deadline.due_on < bin
 async def deadline_round(services: Services) -> int:
     """Mark every deadline whose day passed unmet as overdue; returns how many."""
     today = local_date(services.clock.now())
-    await _in_batches(services, _MOOT, today, _no_longer_applies)  # moot first: not overdue after a past release
-    marked = await _in_batches(services, _DUE, today, _mark_overdue)
+    await in_batches(services, _MOOT, {"today": today}, _no_longer_applies, BATCH)  # moot first: not overdue after a past release
+    marked = await in_batches(services, _DUE, {"today": today}, _mark_overdue, BATCH)
     if marked:
         log.info("deadlines.overdue", extra={"marked": marked})
     return marked
 
 
-async def _in_batches(services: Services, query, today, act) -> int:
-    """``act`` on the ids ``query`` finds, a batch per transaction until a batch comes back short; the sum of
-    what ``act`` returns."""
-    done = 0
-    while True:
-        async with services.unit_of_work(SYSTEM) as uow:
-            ids = (await uow.connection.execute(query, {"today": today})).scalars().all()
-            if ids:
-                done += await act(uow, ids)
-        if len(ids) < BATCH:
-            return done
-
-
-async def _no_longer_applies(uow, ids) -> int:
+async def _no_longer_applies(uow, rows) -> int:
+    ids = [r.id for r in rows]
     await uow.connection.execute(update(Deadline).where(Deadline.id.in_(ids))
                                  .values(status=NOT_APPLICABLE, reason="released before it was due", updated_at=uow.now))
     return len(ids)
 
 
-async def _mark_overdue(uow, ids) -> int:
+async def _mark_overdue(uow, found) -> int:
     """Overdue, with one event and one audit record per deadline this transaction changed."""
     rows = (await uow.connection.execute(
-        update(Deadline).where(Deadline.id.in_(ids), Deadline.status == OPEN)
+        update(Deadline).where(Deadline.id.in_([r.id for r in found]), Deadline.status == OPEN)
         .values(status=OVERDUE, overdue_at=uow.now, updated_at=uow.now)
         .returning(*Deadline.__table__.columns))).all()
     prisons = dict((await uow.connection.execute(

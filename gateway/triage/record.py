@@ -70,12 +70,11 @@ async def record(uow, rules: Rules, message_type: str, contract: MessageContract
     else:
         stay, row, before = found, found, open_facts(keyring, found)
     today = local_date(now)
-    learnt = _learn(before, message_type, contract, Source(message_id=message_id, message_type=message_type, on=today),
-                    recipients, decisions)
+    source = Source(message_id=message_id, message_type=message_type, on=today)
+    learnt = _learn(before, message_type, contract, source, recipients, decisions)
     verdict = row is not None and _phase(before) == "remand" and _phase(learnt) == "convicted"
     if verdict:  # a new round: the round's override and decision do not carry over; this message's do
-        learnt = _learn(before.new_round(), message_type, contract,
-                        Source(message_id=message_id, message_type=message_type, on=today), recipients, decisions)
+        learnt = _learn(before.new_round(), message_type, contract, source, recipients, decisions)
     evaluation = rules.evaluate(learnt, today)
     _check_override(rules, contract, evaluation)
     decided = learnt.decision is not None and learnt.decision.source.message_id == message_id

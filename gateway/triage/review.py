@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from sqlalchemy import bindparam, select, update
 
 from gateway.db.models import Stay, Triage
-from gateway.services import SYSTEM, Services
+from gateway.services import Services, in_batches
 from gateway.trajectory.norms import local_date
 from gateway.triage.record import Change, keep_changes, open_facts
 
@@ -27,27 +27,26 @@ _DUE = (select(*Triage.__table__.c, Stay.prison_oin, Stay.probation_oin).join(St
 
 async def triage_round(services: Services) -> int:
     """Evaluate again every triage whose day came; returns how many changed outcome."""
-    today, changed = local_date(services.clock.now()), 0
-    while True:
-        async with services.unit_of_work(SYSTEM) as uow:
-            rows = (await uow.connection.execute(_DUE, {"today": today})).all()
-            for row in rows:
-                facts = open_facts(services.keyring, row)
-                evaluation = services.som.evaluate(facts, today)
-                values = dict(reevaluate_on=evaluation.changes_on, updated_at=uow.now)
-                moved = (evaluation.outcome, evaluation.criterion) != (row.outcome, row.criterion)
-                if moved:
-                    values |= dict(outcome=evaluation.outcome, criterion=evaluation.criterion, since=uow.now)
-                await uow.connection.execute(update(Triage).where(Triage.id == row.id).values(**values))
-                if moved:
-                    changed += 1
-                    after = SimpleNamespace(**{**row._mapping, "outcome": evaluation.outcome,
-                                               "criterion": evaluation.criterion})
-                    keep_changes(uow, after, evaluation, [Change("outcome", row.outcome, "time", None)],
-                                 row.prison_oin, row.probation_oin, facts)
-        if len(rows) < BATCH:
-            break
+    today = local_date(services.clock.now())
+
+    async def review(uow, rows) -> int:
+        changed = 0
+        for row in rows:
+            facts = open_facts(services.keyring, row)
+            evaluation = services.som.evaluate(facts, today)
+            values = dict(reevaluate_on=evaluation.changes_on, updated_at=uow.now)
+            moved = (evaluation.outcome, evaluation.criterion) != (row.outcome, row.criterion)
+            if moved:
+                values |= dict(outcome=evaluation.outcome, criterion=evaluation.criterion, since=uow.now)
+            await uow.connection.execute(update(Triage).where(Triage.id == row.id).values(**values))
+            if moved:
+                changed += 1
+                after = SimpleNamespace(**{**row._mapping, "outcome": evaluation.outcome, "criterion": evaluation.criterion})
+                keep_changes(uow, after, evaluation, [Change("outcome", row.outcome, "time", None)],
+                             row.prison_oin, row.probation_oin, facts)
+        return changed
+
+    changed = await in_batches(services, _DUE, {"today": today}, review, BATCH)
     if changed:
         log.info("triage.reevaluated", extra={"changed": changed})
     return changed
-
