@@ -4,7 +4,9 @@ a round of the retention worker (with the deadline job, every ``BRB_DEADLINE_INT
 deadlines`` evaluate those triages again and announce a changed outcome (``triage.changed``, cause ``time``).
 
 The round takes its rows with SKIP LOCKED, as the deadline job does: a triage a send is changing waits for the next
-round, so the round never waits on a send."""
+round, so the round never waits on a send. A triage whose facts cannot be opened (a key the process lacks) is
+logged with its traceback, counted (``brb_worker_item_failures_total``, readiness' last error) and passed over
+(no day to review it again), and the round goes on."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +18,7 @@ from gateway.db.models import Stay, Triage
 from gateway.services import Services, in_batches
 from gateway.trajectory.norms import local_date
 from gateway.triage.record import Change, keep_changes, open_facts
+from gateway.workers import item_failed
 
 log = logging.getLogger("brb.triage")
 BATCH = 200
@@ -32,8 +35,15 @@ async def triage_round(services: Services) -> int:
     async def review(uow, rows) -> int:
         changed = 0
         for row in rows:
-            facts = open_facts(services.keyring, row)
-            evaluation = services.som.evaluate(facts, today)
+            try:
+                facts = open_facts(services.keyring, row)
+                evaluation = services.som.evaluate(facts, today)
+            except Exception:  # noqa: BLE001 - one triage that cannot be opened must not hold up the others
+                log.error("triage.unreviewable", exc_info=True, extra={"triage_id": row.id})
+                item_failed("retention", "triage-unreviewable", f"triage {row.id}: its facts could not be opened")
+                await uow.connection.execute(update(Triage).where(Triage.id == row.id)
+                                             .values(reevaluate_on=None, updated_at=uow.now))  # passed over
+                continue
             values = dict(reevaluate_on=evaluation.changes_on, updated_at=uow.now)
             moved = (evaluation.outcome, evaluation.criterion) != (row.outcome, row.criterion)
             if moved:

@@ -21,8 +21,8 @@ def today(services) -> date:
 
 
 async def admit(chain: Chain, services, *, kind: str = "remand", release_in: int | None = None,
-                arrival: date | None = None, born: str = "1990-04-12") -> str:
-    payload = with_subject(example("detention-notice"), dateOfBirth=born)
+                arrival: date | None = None, born: str = "1990-04-12", bsn: str = BSN) -> str:
+    payload = with_subject(example("detention-notice"), bsn, dateOfBirth=born)
     payload.update(arrivalDate=(arrival or today(services)).isoformat(), detentionKind=kind)
     payload.pop("knownReleaseDate")
     if release_in is not None:
@@ -55,8 +55,8 @@ def decision(services, outcome: str = "no-priority", justification: str = "Laag 
     return payload
 
 
-def risk_information(services, level: str, assessed_days_ago: int = 0) -> dict:
-    payload = with_subject(example("risk-information"))
+def risk_information(services, level: str, assessed_days_ago: int = 0, bsn: str = BSN) -> dict:
+    payload = with_subject(example("risk-information"), bsn)
     payload["summary"].update(recidivismRisk=level, violenceRisk=False,
                               assessmentDate=(today(services) - timedelta(days=assessed_days_ago)).isoformat())
     return payload
@@ -241,3 +241,28 @@ async def test_time_alone_changes_an_outcome_and_the_round_announces_it(client, 
     event = (await changed_events(services))[-1]
     assert (event.data["cause"], event.data["previousOutcome"], event.data["messageId"]) == ("time", "no-priority", None)
     assert await triage_round(services) == 0  # once
+
+
+async def test_a_triage_whose_facts_cannot_be_opened_is_passed_over_and_the_round_goes_on(client, orgs, services, caplog):
+    from gateway.metrics import WORKER_FAILURES
+
+    chain = Chain(client, orgs)
+    subjects = [await admit(chain, services, kind="sentence", bsn=bsn) for bsn in (BSN, "999990020")]
+    for bsn in (BSN, "999990020"):
+        await chain.send(orgs.reclassering, "risk-information", [orgs.vught.oin],
+                         risk_information(services, "low", assessed_days_ago=364, bsn=bsn), purpose="risk-management")
+    async with services.db.write() as s:
+        broken = (await s.exec(select(Triage).where(Triage.subject_id == subjects[0]))).one()
+        broken.facts_ciphertext = b"\x00" * len(broken.facts_ciphertext)
+        s.add(broken)
+    failures = WORKER_FAILURES.labels("retention", "triage-unreviewable")._value.get()
+
+    services.clock.advance(timedelta(days=2))  # both assessments are now a year and a day old
+    assert await triage_round(services) == 1  # the other triage changed, the round went on
+    assert (await view(client, orgs.vught, subjects[1]))["criterion"] == "no-probation-information"
+    [logged] = [r for r in caplog.records if r.getMessage() == "triage.unreviewable"]
+    assert logged.exc_info is not None and logged.triage_id == broken.id
+    assert WORKER_FAILURES.labels("retention", "triage-unreviewable")._value.get() == failures + 1
+    async with services.db.read() as s:
+        assert (await s.exec(select(Triage.reevaluate_on).where(Triage.id == broken.id))).one() is None
+    assert await triage_round(services) == 0  # passed over, not tried every round
