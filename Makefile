@@ -23,7 +23,7 @@ run: $(BIN)/.installed
 	$(BIN)/brb demo
 
 ## test: the whole suite — NL API Design Rules lint of openapi.yaml, then unit, integration and e2e tests
-test: $(BIN)/.installed lint-api wrk
+test: $(BIN)/.installed lint-api wrk chromium node_modules/.installed
 	$(BIN)/python -m pytest
 
 lint-api: node_modules/.installed
@@ -54,13 +54,25 @@ schemas: $(BIN)/.installed
 bench: $(BIN)/.installed wrk
 	$(BIN)/python bench/benchmark.py $(ARGS)
 
-.PHONY: bench-micro wrk
+.PHONY: bench-micro wrk chromium assets
 bench-micro: $(BIN)/.installed
 	$(BIN)/python bench/micro.py $(ARGS)
 
 ## wrk: Debian's HTTP load generator, installed when missing
 wrk:
 	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+
+## chromium: Debian's Chromium for tests/browser (Playwright launches it by its path; no browser download)
+chromium:
+	test -x /usr/bin/chromium || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
+
+## assets: copy the audit pages' front-end packages (package.json) into gateway/pages/static/vendor, where they are
+## committed, so the pages need neither npm nor the internet at run time (tests/unit/test_pages_assets.py checks them)
+VENDOR := gateway/pages/static/vendor
+assets: node_modules/.installed
+	cp node_modules/@utrecht/component-library-css/dist/index.css $(VENDOR)/utrecht-components.css
+	cp node_modules/@utrecht/design-tokens/dist/theme.css $(VENDOR)/utrecht-design-tokens.css
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
 
 clean:
 	rm -rf $(VENV) node_modules .var

@@ -29,6 +29,9 @@ mkdir -p "$DIR/keyring"
 KID="k$(date -u +%Y%m%d)"
 printf '{"keys": {"%s": "%s"}, "current": "%s"}\n' "$KID" "$(b64key)" "$KID" > "$DIR/keyring/encryption-keys.json"
 rand > "$DIR/brb_audit_chain_key"
+# signs the audit pages' session cookie; the OIDC client secret is the identity provider's, a placeholder here
+rand > "$DIR/brb_session_secret"
+[ -f "$DIR/brb_oidc_client_secret" ] || echo "replace-with-the-identity-providers-client-secret" > "$DIR/brb_oidc_client_secret"
 # one file for both sides: PostgreSQL's POSTGRES_PASSWORD_FILE and the gateway's BRB_DATABASE_PASSWORD
 rand > "$DIR/brb_database_password"
 

@@ -9,7 +9,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -144,6 +144,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (messages.router, consents.router, trajectories.router, triage.router, audit.router, subscriptions.router,
                    organisations.router):
         app.include_router(router, prefix=openapi.PREFIX)
+
+    from gateway.pages.app import PREFIX, create_pages_app
+
+    pages = create_pages_app(settings, app.state)  # the audit officers' pages; None without a session key
+    if pages is not None:
+        app.mount(PREFIX, pages)
+
+        @app.get(PREFIX, include_in_schema=False)
+        async def pages_home() -> RedirectResponse:
+            return RedirectResponse(f"{PREFIX}/", status_code=308)
 
     published: dict = {}
 

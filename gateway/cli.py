@@ -349,6 +349,10 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     os.environ.update(demo_secrets())
     os.environ.setdefault("BRB_RUN_WORKERS", "true")
     os.environ.setdefault("BRB_ALLOW_INSECURE_LOOPBACK_WEBHOOKS", "true")
+    # the audit pages: demo mode (its development OpenID issuer), on http://, so the cookie is not HTTPS-only
+    os.environ.setdefault("BRB_DEMO", "true")
+    os.environ.setdefault("BRB_OIDC_ISSUER", f"http://{host}:{port}/audit/dev-issuer")
+    os.environ.setdefault("BRB_SESSION_COOKIE_SECURE", "false")
     broker = None
     try:
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
@@ -373,6 +377,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
             "  TOKEN=$(.venv/bin/brb token 00000001001234567000)\n"
             f"  curl -H \"Authorization: Bearer $TOKEN\" http://{host}:{port}/api/v1/inbox\n"
             f"API document: http://{host}:{port}/api/v1/openapi.json — readiness: http://{host}:{port}/health/ready\n"
+            f"Audit officers' pages: http://{host}:{port}/audit/ (demo login: the built-in development issuer)\n"
         )
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False)
     finally:

@@ -36,13 +36,18 @@ def demo_secrets() -> dict[str, str]:
     audit chain's signed checkpoints (.var/audit-checkpoints.jsonl unless BRB_AUDIT_CHECKPOINT_FILE says)."""
     checkpoints = {"BRB_AUDIT_CHECKPOINT_FILE": os.environ.get("BRB_AUDIT_CHECKPOINT_FILE", str(CHECKPOINTS))}
     if SECRETS.exists():
-        return {**json.loads(SECRETS.read_text()), **checkpoints}
-    VAR.mkdir(exist_ok=True)
-    values = {
-        "BRB_PSEUDONYM_KEY": secrets.token_urlsafe(32),
-        "BRB_ENCRYPTION_KEYS": KeyRing.new_key_spec("demo-1"),
-        "BRB_AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
-    }
+        values = json.loads(SECRETS.read_text())
+        if "BRB_SESSION_SECRET" in values:
+            return {**values, **checkpoints}
+        values["BRB_SESSION_SECRET"] = secrets.token_urlsafe(32)  # a demo made before the audit pages
+    else:
+        VAR.mkdir(exist_ok=True)
+        values = {
+            "BRB_PSEUDONYM_KEY": secrets.token_urlsafe(32),
+            "BRB_ENCRYPTION_KEYS": KeyRing.new_key_spec("demo-1"),
+            "BRB_AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
+            "BRB_SESSION_SECRET": secrets.token_urlsafe(32),  # signs the audit pages' session cookie
+        }
     SECRETS.write_text(json.dumps(values, indent=2))
     SECRETS.chmod(0o600)
     return {**values, **checkpoints}

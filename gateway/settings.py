@@ -99,6 +99,25 @@ class Settings(BaseSettings):
         300.0, gt=0, description="how often the deadline job marks what passed its day unmet as overdue (a round of "
         "the retention worker: in the gateway with BRB_RUN_WORKERS, or `brb retention`; once: `brb deadlines`)")
 
+    # --- the audit officers' pages (/audit/, gateway/pages) --------------------------------------
+    demo: bool = Field(False, description="demo mode (`brb demo` sets it): the pages' built-in development OpenID issuer "
+                       "with the demo organisations' officers is served at /audit/dev-issuer; never in production")
+    oidc_issuer: str | None = Field(None, description="the OpenID Connect issuer officers log in with (its "
+                                    "/.well-known/openid-configuration is read); unset: the pages refuse to log anyone "
+                                    "in, except in demo mode, where the built-in development issuer is used")
+    public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+$", description="the gateway's address as browsers "
+                                   "reach it (https://brb.example.nl, no path): the pages' OpenID callback is "
+                                   "<public URL>/audit/callback. Unset: taken from the request (the demo)")
+    oidc_client_id: str = Field("brb-audit-pages", description="the pages' client id at the issuer")
+    oidc_client_secret: SecretStr | None = Field(None, description="the pages' client secret at the issuer (unset: a public client; PKCE either way)")
+    oidc_organisation_claim: str = Field("brb_organisation", description="ID-token claim holding the officer's organisation (its OIN)")
+    oidc_role_claim: str = Field("brb_role", description="ID-token claim holding the officer's role: privacy-officer (an FG, "
+                                 "organisation kind auditor) or inspector (kind inspectorate)")
+    session_secret: SecretStr | None = Field(None, description="key that signs the pages' session cookie (at least 32 characters); "
+                                             "unset: the pages are not served, except in demo mode (a key per start)")
+    session_max_age_seconds: int = Field(8 * 3600, ge=60, le=7 * 86400, description="an officer's session ends this long after login")
+    session_cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only (the demo on http://127.0.0.1 turns it off)")
+
     # --- workers ---------------------------------------------------------------------------------
     run_workers: bool = Field(False, description="run relay, dispatcher and retention inside the gateway process")
     relay_batch_size: int = 200

@@ -71,7 +71,8 @@ _WITHDRAWN = _CONSENT | {"withdrawnAt": "2026-12-02T14:05:09Z", "withdrawnByOin"
 # --- audit ---------------------------------------------------------------------------------------------
 _AUDIT_RECORD = {
     "seq": 4182, "id": "b3e0f6a2-8c41-4d7e-a5b9-2f6c1d0e9a84", "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
-    "activity": "deliver", "actorOin": VUGHT, "counterpartyOin": AMSTERDAM, "tokenId": "a8f5f167f44f4964e6c998dee827110c",
+    "activity": "deliver", "actorOin": VUGHT, "actorName": "PI Vught", "counterpartyOin": AMSTERDAM,
+    "counterpartyName": "Gemeente Amsterdam (nazorg)", "tokenId": "a8f5f167f44f4964e6c998dee827110c",
     "scope": "messages:send messages:read", "subjectId": SUBJECT_ID, "messageId": MESSAGE_ID, "purpose": "aftercare",
     "legalBasis": "pm-20d-2", "rule": "dr-plan/dji-to-municipality", "outcome": "allow-with-redaction",
     "detail": "sections: housing=pm-20d-2", "recordedAt": "2026-11-23T09:14:02.131000Z",
@@ -83,24 +84,27 @@ _REPORT = {"subjectId": SUBJECT_ID, "generatedAt": "2026-12-03T10:00:00Z", "coun
 
 def _export(fmt: str) -> str:
     """The export as the gateway streams it (gateway/audit/queries.py), for the example record."""
-    from gateway.audit.queries import csv_cell, csv_writer
+    from gateway.audit.queries import BOM, csv_cell, csv_writer
     from gateway.audit.record import AuditRecordView, export_row
 
-    row = export_row(AuditRecordView.model_validate(_AUDIT_RECORD))
+    record = AuditRecordView.model_validate(_AUDIT_RECORD)
+    row = export_row(record, {record.actor_oin: record.actor_name, record.counterparty_oin: record.counterparty_name})
     if fmt == "jsonl":
         return json.dumps(row, ensure_ascii=False) + "\n"
     buf = io.StringIO()
     writer = csv_writer(buf)
     writer.writeheader()
     writer.writerow({k: csv_cell(v) for k, v in row.items()})
-    return buf.getvalue()
+    return BOM + buf.getvalue()
 
 
 def _report_html() -> str:
-    from gateway.audit.report import SubjectReport, render_html
+    from gateway.audit import citizen_report
+    from gateway.audit.report import SubjectReport
     from gateway.demo import DEMO_ORGANISATIONS
 
-    return render_html(SubjectReport.model_validate(_REPORT), {o["oin"]: o["name"] for o in DEMO_ORGANISATIONS})
+    names = {o["oin"]: o["name"] for o in DEMO_ORGANISATIONS}
+    return citizen_report.render_html(citizen_report.build(SubjectReport.model_validate(_REPORT), names))
 
 
 # --- subscriptions -------------------------------------------------------------------------------------
@@ -134,6 +138,18 @@ EXAMPLES |= {
     "withdrawConsent": {"request": {"reason": "ingetrokken door gedetineerde"}, "response": _WITHDRAWN},
     "listAuditRecords": {"response": {"items": [_AUDIT_RECORD], "nextCursor": "MTczMjM1MzI0Mg", "hasMore": False}},
     "exportAuditRecords": {"response application/x-ndjson": _export("jsonl"), "response text/csv": _export("csv")},
+    "aggregateAuditRecords": {"response": {"period": "month", "total": 9, "groups": [
+        {"period": "2026-11", "since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z", "activity": "deliver",
+         "messageType": "dr-plan", "outcome": "redact", "rule": "dr-plan/dji-to-municipality", "actorOin": VUGHT,
+         "actorName": "PI Vught", "counterpartyOin": AMSTERDAM, "counterpartyName": "Gemeente Amsterdam (nazorg)", "count": 2},
+        {"period": "2026-11", "since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z", "activity": "redact",
+         "messageType": "dr-plan", "outcome": "redact", "rule": "dr-plan/dji-to-municipality", "actorOin": VUGHT,
+         "actorName": "PI Vught", "counterpartyOin": AMSTERDAM, "counterpartyName": "Gemeente Amsterdam (nazorg)", "count": 6},
+        {"period": "2026-11", "since": "2026-11-01T00:00:00Z", "until": "2026-12-01T00:00:00Z", "activity": "deny",
+         "messageType": "dr-plan", "outcome": "deny", "rule": "dr-plan/dji-to-municipality", "actorOin": VUGHT,
+         "actorName": "PI Vught", "counterpartyOin": "00000001009990599000", "counterpartyName": "Gemeente Rotterdam (nazorg)",
+         "count": 1},
+    ]}},
     "reportOnSubject": {"request": {"bsn": "999990019"}, "response": _REPORT, "response text/html": _report_html()},
     "verifyAuditChain": {"response": {"intact": True, "checked": 4182, "lastSeq": 4182, "brokenSeq": None, "brokenId": None,
                                       "reason": None, "anchored": True, "checkpointSeq": 4180,

@@ -1,11 +1,15 @@
 """One validation layer for what callers put in paths and query strings: identifiers, lengths,
 date-times and integers. Every route takes its parameters from here, so a bad value is a 422 with a
 pointer (never a 500 from the database), and the OpenAPI document declares what the server enforces.
+The audit filters (``audit_filter_param``) are the one exception: taken as text and checked by
+``gateway.audit.queries.parse_filter``, which the audit web pages use too, a bad value is a 400
+``invalid-filter`` naming what the parameter accepts; the document declares the same vocabulary or format.
 
 Digits are ASCII only (``[0-9]``, never ``\\d``, which also matches fullwidth and Arabic-Indic digits);
 strings never carry control characters (PostgreSQL refuses NUL); integers stay inside the column type."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Path, Query
@@ -36,6 +40,17 @@ Since = Annotated[Instant | None, Query(description="at or after (RFC 3339 with 
 Until = Annotated[Instant | None, Query(description="before (RFC 3339 with offset)")]
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, pattern=r"^[A-Za-z0-9_=-]*$", description="as given in nextCursor")]
 Seq = Annotated[int, Query(alias="fromSeq", ge=1, le=MAX_BIGINT, description="audit record seq to start from")]
+
+
+def audit_filter_param(field: str, description: str, values: Sequence[str] | None = None) -> Any:
+    """The query parameter of the audit filter's ``field`` (gateway.audit.queries.AuditFilter), named in camelCase:
+    text, checked by ``parse_filter`` (400 ``invalid-filter``), its enum (``values`` where a route accepts fewer
+    than the vocabulary), pattern or format declared here."""
+    from gateway.audit import queries
+
+    schema = {"enum": list(values)} if values is not None else queries.filter_schema(field)
+    return Query(alias=queries.PARAMETERS[field], description=description, json_schema_extra={
+        "anyOf": [{"type": "string", **schema}, {"type": "null"}]})
 
 
 def slug(description: str) -> Any:

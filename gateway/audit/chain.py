@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import Row, bindparam, insert, update
-from sqlmodel import select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.audit.record import CHAINED_FIELDS, AuditEntry

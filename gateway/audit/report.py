@@ -1,13 +1,14 @@
 """What the audit API answers: a page of records, the chain's verification, and the subject report
-(AVG art. 15 inzage: every processing about one person, as JSON or as an HTML document to hand over)."""
+(AVG art. 15 inzage: every processing about one person, as JSON or as an HTML document to hand over).
+The document the person reads is built from the ``SubjectReport`` by ``gateway/audit/citizen_report.py``
+(Dutch or English, HTML, PDF or JSON)."""
 from __future__ import annotations
 
-import html
 from datetime import datetime
 
 from pydantic import Field
 
-from gateway.audit.record import Activity, AuditRecordView
+from gateway.audit.record import AuditRecordView
 from gateway.schemas import Paged, Wire
 
 
@@ -34,28 +35,3 @@ class SubjectReport(Wire):
     generated_at: datetime
     count: int
     records: list[AuditRecordView]
-
-
-def render_html(report: SubjectReport, names: dict[str, str]) -> str:
-    rows = "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r.recorded_at.strftime("%Y-%m-%d %H:%M UTC"), names.get(r.actor_oin, r.actor_oin),
-            _activity_text(r.activity), names.get(r.counterparty_oin or "", r.counterparty_oin or ""),
-            r.purpose or "", r.legal_basis or "", r.outcome)) + "</tr>"
-        for r in report.records
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Processing of your personal data</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}</style></head>
-<body><h1>Processing of your personal data</h1>
-<p>Berichtenbox Re-integratie — overview under art. 15 AVG, generated {report.generated_at:%Y-%m-%d %H:%M} UTC.
-{report.count} processing record(s).</p>
-<table><thead><tr><th>When</th><th>Organisation</th><th>What</th><th>With</th><th>Purpose</th><th>Legal basis</th><th>Outcome</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table></body></html>
-"""
-
-
-def _activity_text(activity: str) -> str:
-    return Activity(activity).text if activity in Activity._value2member_map_ else activity

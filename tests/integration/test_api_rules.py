@@ -67,6 +67,7 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, 
     await call("GET", "/triage/{subject_id}", orgs.vught, f"/triage/{admitted['subjectId']}")
     await call("GET", "/audit/records", orgs.inspectorate)
     await call("GET", "/audit/export", orgs.inspectorate)
+    await call("GET", "/audit/aggregates", orgs.inspectorate)
     await call("POST", "/audit/subject-report", orgs.inspectorate, json={"bsn": BSN})
     await call("GET", "/audit/verify", orgs.inspectorate)
     sub = (await call("POST", "/subscriptions", orgs.amsterdam, json={"callbackUrl": "https://connector.example/brb",

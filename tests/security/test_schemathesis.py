@@ -255,6 +255,7 @@ UNDECLARABLE = {
     400: [re.compile(p) for p in (
         r"(query:|/)cursor: not a cursor this API gave out.*",
         r"query:dueTo: lies before dueFrom",  # an order between two query parameters
+        r"query:until: lies at or before since .*",  # the audit filters' time range, likewise
     )],
     422: [re.compile(p) for p in (
         r"\S*/bsn: BSN fails the 11-test.*",  # a check digit
