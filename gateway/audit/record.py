@@ -87,7 +87,7 @@ class ExchangeOutcome(StrEnum):
 _ACTIVITY_TEXT = {
     Activity.SEND: "sent a message about you", Activity.DELIVER: "delivered a message about you",
     Activity.READ: "read information about you", Activity.ACKNOWLEDGE: "acknowledged a message about you",
-    Activity.DENY: "was refused information about you", Activity.REDACT: "had parts withheld",
+    Activity.DENY: "was refused information about you", Activity.REDACT: "a part of the information about you was not shared",
     Activity.DISCLOSE: "received a part that your consent opened",
     Activity.COMPETENCE: "recorded which municipality is responsible for your return",
     Activity.CONSENT_RECORD: "recorded your consent", Activity.CONSENT_WITHDRAW: "recorded the withdrawal of your consent",

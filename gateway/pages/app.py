@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 with warnings.catch_warnings():  # authlib's own httpx integration warns about itself on import (authlib 1.9)
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -3,6 +3,7 @@ Each page calls the audit API's own functions (gateway/audit) with the officer a
 scoped exactly as the API scopes that officer; every page view and search is itself an audit record."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
@@ -10,7 +11,6 @@ from urllib.parse import urlencode
 
 import httpx
 from authlib.integrations.base_client import OAuthError
-from joserfc.errors import JoseError
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import (
     JSONResponse,
@@ -18,6 +18,7 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
+from joserfc.errors import JoseError
 from pydantic import ValidationError
 
 from gateway.audit import aggregate as aggregates
@@ -82,7 +83,8 @@ def _form_values(request: Request, defaults: dict[str, str] | None = None) -> di
 
 
 def _problem_view(exc: Problem, request: Request) -> dict:
-    return {"type": exc.type.uri, "title": exc.type.title, "detail": exc.detail, "instance": request.url.path}
+    return {"type": exc.type.uri, "title": exc.type.title, "detail": exc.detail, "instance": request.url.path,
+            "fields": tuple(re.findall(r"query:([A-Za-z]+)", exc.detail))}  # the form fields to mark invalid
 
 
 async def _fields(request: Request, who: Officer) -> list[dict]:
@@ -200,7 +202,8 @@ async def overview(request: Request):
     except Problem as exc:
         problem = _problem_view(exc, request)
     return page(request, "overview.html", officer=who, charts=charts, problem=problem, values=values,
-                fields=await _fields(request, who), invalid=(), status_code=400 if problem else 200)
+                fields=await _fields(request, who), invalid=problem["fields"] if problem else (),
+                status_code=400 if problem else 200)
 
 
 # --- search, a record, export ---------------------------------------------------------------------
@@ -215,11 +218,13 @@ async def search(request: Request, cursor: str | None = None):
         result = await queries.records(_services(request), who.caller(), _filter(request, values), cursor, PAGE_SIZE)
     except Problem as exc:
         problem = _problem_view(exc, request)
-    context = dict(officer=who, page=result, problem=problem, values=values, query=query,
-                   status_code=400 if problem else 200)
+        values = {k: v for k, v in values.items() if k not in problem["fields"]}  # never echo a refused value (a BSN)
+    context = {"officer": who, "page": result, "problem": problem, "values": values, "query": query,
+               "status_code": 400 if problem else 200}
     if request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "results":
         return page(request, "_results.html", **context)
-    return page(request, "records.html", fields=await _fields(request, who), invalid=(), **context)
+    return page(request, "records.html", fields=await _fields(request, who), invalid=problem["fields"] if problem else (),
+                **context)
 
 
 @router.get("/records/{seq}")
@@ -296,7 +301,7 @@ async def subject_json(request: Request):
 # --- chain verification ---------------------------------------------------------------------------
 
 @router.get("/verify")
-async def verify_page(request: Request, fromSeq: Annotated[int, Query(ge=1, le=MAX_BIGINT)] = 1):  # noqa: N803 - the API's name
+async def verify_page(request: Request, fromSeq: Annotated[int, Query(ge=1, le=MAX_BIGINT)] = 1):
     who = officer(request)
     await _record_view(request, who, "verify")
     return page(request, "verify.html", officer=who, job=None, from_seq=max(1, fromSeq))

@@ -80,6 +80,15 @@ async def test_a_valid_cookie_opens_the_pages_and_forged_expired_or_over_age_one
         assert answer.status_code == 303 and answer.headers["location"].startswith("/audit/login"), name
 
 
+async def test_a_refused_filter_is_shown_on_the_page_marking_its_field_without_echoing_it(pages):
+    session = jar({"officer": officer(), "csrf": "t" * 43})
+    answer = await pages.get("/audit/records?activity=lezen&subjectId=999990019", headers=session)
+    assert answer.status_code == 400
+    assert "invalid-filter" in answer.text and "query:activity" in answer.text and "query:subjectId" in answer.text
+    assert "999990019" not in answer.text and 'value="lezen"' not in answer.text
+    assert answer.text.count('aria-invalid="true"') == 2  # the two fields, marked for a screen reader
+
+
 async def test_a_form_without_its_csrf_token_is_refused(pages):
     session = f"{COOKIE}={cookie({'officer': officer(), 'csrf': 't' * 43})}"
     for form in ({}, {"csrf_token": "u" * 43}):

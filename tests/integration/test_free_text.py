@@ -86,10 +86,10 @@ async def test_the_csv_export_neutralises_formulas_and_the_jsonl_export_keeps_va
         for value in FORMULAS:
             uow.audit("read", "allow", detail=value, purpose="aftercare")
     export = await client.get("/api/v1/audit/export", params={"format": "csv"}, headers=orgs.inspectorate.headers())
-    table = list(csv.DictReader(io.StringIO(export.text)))
+    table = list(csv.DictReader(io.StringIO(export.text.removeprefix("\ufeff"))))
     details = [r["detail"] for r in table if r["activity"] == "read"]
     assert details == ["'" + v for v in FORMULAS]
-    assert {r["token_id"] for r in table if r["activity"] == "read"} == {"'=cmd|' /C calc'!A0"}
+    assert {r["tokenId"] for r in table if r["activity"] == "read"} == {"'=cmd|' /C calc'!A0"}
     cells = [v for r in table for v in r.values() if v]
     assert not [v for v in cells if v[0] in "=+-@\t\r"]
     assert all(r["seq"].isdigit() for r in table)  # numbers stay numbers
@@ -107,7 +107,7 @@ async def test_a_jti_shaped_like_a_formula_is_neutralised_in_the_csv_export(clie
                             headers={"Authorization": f"Bearer {orgs.amsterdam.token(jti='@SUM(A1:A9)-evil')}"})
     assert read.status_code == 200
     export = await client.get("/api/v1/audit/export", params={"format": "csv"}, headers=orgs.inspectorate.headers())
-    tokens = {r["token_id"] for r in csv.DictReader(io.StringIO(export.text))}
+    tokens = {r["tokenId"] for r in csv.DictReader(io.StringIO(export.text.removeprefix("\ufeff")))}
     assert "'@SUM(A1:A9)-evil" in tokens and "@SUM(A1:A9)-evil" not in tokens
 
 
