@@ -48,8 +48,11 @@ _TYPES = [
     ProblemType("unknown-recipient", 422, "A recipient is unknown or inactive"),
     ProblemType("unknown-contract", 422, "Unknown message type or contract version"),
     ProblemType("invalid-proof", 422, "The proof of possession does not verify with the submitted key"),
+    ProblemType("invalid-signature", 422, "The message's signature does not verify with the sender's registered key"),
+    ProblemType("signature-required", 422, "This gateway accepts signed messages only"),
     ProblemType("rate-limited", 429, "Too many requests"),
     ProblemType("internal-error", 500, "Internal error"),
+    ProblemType("integrity-failed", 500, "A stored payload no longer matches its digest or its sender's signature"),
     ProblemType("unavailable", 503, "A dependency is not available"),
 ]
 PROBLEM_TYPES: dict[str, ProblemType] = {t.slug: t for t in _TYPES}

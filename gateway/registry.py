@@ -60,6 +60,10 @@ class KeyList(Wire):
     items: list[KeyView]
 
 
+class JwkSet(Wire):
+    keys: list[dict[str, Any]] = Field(description="public JWKs (kid, alg, use sig), revokedAt for a revoked one")
+
+
 class OrganisationView(Wire):
     oin: str
     name: str
@@ -252,6 +256,16 @@ async def list_keys(services: Services, oin: str) -> KeyList:
         keys = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == oin)
                                    .order_by(col(OrganisationKey.id)))).all()
     return KeyList(items=[KeyView(kid=k.kid, alg=k.alg, created_at=k.created_at, revoked_at=k.revoked_at) for k in keys])
+
+
+async def jwks_of(services: Services, oin: str) -> JwkSet:
+    async with services.db.read() as session:
+        if await session.get(Organisation, oin) is None:
+            raise Problem("not-found", "no such organisation")
+        keys = (await session.exec(select(OrganisationKey).where(OrganisationKey.oin == oin)
+                                   .order_by(col(OrganisationKey.id)))).all()
+    return JwkSet(keys=[{**k.jwk, "alg": k.alg, "use": "sig",
+                         **({"revokedAt": k.revoked_at.isoformat()} if k.revoked_at else {})} for k in keys])
 
 
 async def list_organisations(services: Services) -> OrganisationList:

@@ -108,6 +108,23 @@ class Inbound(Wire):
         return data
 
 
+SectionPointer = Annotated[str, Field(max_length=200, pattern=r"^(/[A-Za-z0-9_~-]+){1,3}$",
+                                      description="a section's JSON Pointer (RFC 6901), e.g. /sections/housing")]
+Base64Url = Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class MessageSignature(Inbound):
+    """The sender's signature over the payload (docs/signatures.md; brb_client.proof.sign_payload makes it)."""
+
+    jws: str = Field(max_length=4000, pattern=r"^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+$",
+                     description="compact JWS with a detached payload (<protected header>..<signature>) over the RFC 8785 "
+                                 "canonical JSON of the payload's digest form; header alg ES256, RS256 or EdDSA, kid one "
+                                 "of your registered keys, typ brb-payload+jws")
+    salts: Annotated[dict[SectionPointer, Base64Url], Field(max_length=50)] = Field(
+        description="per section present in the payload (JSON Pointer), the random salt (at least 128 bits, base64url) "
+                    "its digest was made with")
+
+
 class SendMessageRequest(Inbound):
     type: str = Field(max_length=40, pattern=r"^[a-z][a-z0-9-]*$", description="message type, e.g. dr-plan", examples=["dr-plan"])
     version: int = Field(1, ge=1, le=1000, description="contract version")
@@ -117,6 +134,19 @@ class SendMessageRequest(Inbound):
         description="OIN, 'municipality:<CBS code>' or 'mayor:<CBS code>'", examples=[["municipality:0363"]]
     )
     payload: dict[str, Any] = Field(description="the message itself, as its contract says (contracts/schemas/v<version>/<type>.json)")
+    signature: MessageSignature | None = Field(None, description=(
+        "your signature over the payload, checked against your registered key before anything is stored; "
+        "optional while the gateway's BRB_REQUIRE_SIGNED_MESSAGES is off"))
+
+
+class PayloadProof(Wire):
+    """What a reader needs to check its copy of the payload against the sender's signature
+    (brb_client.proof.verify_payload): the salts of the sections it got, the digests of those withheld."""
+
+    payload_digest: str = Field(description="sha-256:<base64url> of the canonical JSON of the payload's digest form")
+    signature: str | None = Field(description="the sender's detached JWS over the digest form; null: the sender did not sign")
+    salts: dict[str, str] = Field(description="per section you got (JSON Pointer), its salt")
+    withheld: dict[str, str] = Field(description="per section withheld from you (JSON Pointer), its salted digest")
 
 
 class Redaction(Wire):
@@ -166,6 +196,11 @@ class MessageHeader(Wire):
 
 class MessageReceipt(MessageHeader):
     deliveries: list[DeliveryStatus]
+    payload_digest: str | None = Field(None, description="sha-256:<base64url> of the canonical JSON of the payload's digest form")
+    signature_digest: str | None = Field(None, description="sha-256:<base64url> of your signature; null: unsigned")
+    signed_receipt: str | None = Field(None, description=(
+        "this receipt as a compact JWS by the gateway's key (GET /.well-known/jwks.json): message id, payload digest, "
+        "recipients, decisions and time (brb_client.receipts.verify_receipt)"))
 
 
 class _Exchanged(MessageHeader):
@@ -181,6 +216,8 @@ class MessageView(_Exchanged):
     redactions: list[Redaction] = []
     released_sections: list[ReleasedSection] = Field([], description="per section that passed, the basis that let it through")
     payload: dict[str, Any]
+    proof: PayloadProof | None = Field(None, description="to check the payload against the sender's signature; "
+                                                         "null for a message sent before proofs")
 
 
 class MessageSummary(_Exchanged):
@@ -225,3 +262,15 @@ class SubjectIdentifiers(Inbound):
         if not (self.bsn or self.skn):
             raise ValueError("give a bsn or an skn")
         return self
+
+
+class AcknowledgementReceipt(DeliveryStatus):
+    """The delivery after your acknowledgement, with the gateway's signed receipt of it."""
+
+    signed_receipt: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+        description="the gateway's receipt of this acknowledgement: a compact JWS (ES256, typ brb-receipt+jwt) by the "
+        "gateway's own key, published as a JWK Set at /.well-known/jwks.json. Its claims: receipt "
+        "'acknowledgement', messageId, recipient, sender, status, acknowledgedAt, payloadDigest (null for a "
+        "message sent before payload digests were kept), iss, iat. Keep it: it proves to a third party what "
+        "the gateway recorded, without its database (docs/signatures.md)")

@@ -47,10 +47,18 @@ _SEQ = CHAINED_FIELDS.index("seq")
 ROW_ORDER = (*CHAINED_FIELDS, "prev_hash", "hash")
 
 
+# the fields from here on were added after the first release: hashed only when set, so every record written
+# before one was added keeps its hash (and one that sets none hashes as it always did)
+_ADDED_LATER = CHAINED_FIELDS.index("payload_digest")
+
+
 def canonical_of(values: list) -> bytes:
-    """The chained values as a compact JSON array (the time as ISO 8601 with microseconds)."""
+    """The chained values as a compact JSON array (the time as ISO 8601 with microseconds), without the
+    fields added later (``_ADDED_LATER``) that are unset at its end."""
     if isinstance(values[_TIME], datetime):
         values[_TIME] = values[_TIME].isoformat(timespec="microseconds")
+    while len(values) > _ADDED_LATER and values[-1] is None:
+        values.pop()
     return _ENCODE(values).encode()
 
 

@@ -44,6 +44,7 @@ class KeyEntry:
     alg: str
     revoked_at: datetime | None
     verifier: Any  # the parsed public key (cryptography object), handed to jwt.decode as is
+    jwk: dict  # the public JWK as registered: what a message's signature is checked with (brb_client/proof.py)
     loaded_at: float  # time.monotonic() when read from the database
 
 

@@ -181,7 +181,7 @@ async def registered_key(services: Services, iss: str, kid: str) -> KeyEntry:
     except (jwt.PyJWTError, ValueError, KeyError) as exc:  # a stored key this library cannot use
         raise _invalid("rejected", f"token rejected: {exc}") from None
     entry = KeyEntry(oin=org.oin, kind=org.kind, name=org.name, cbs_code=org.cbs_code, parent_oin=org.parent_oin,
-                     active=org.active, alg=key.alg, revoked_at=key.revoked_at, verifier=verifier,
+                     active=org.active, alg=key.alg, revoked_at=key.revoked_at, verifier=verifier, jwk=key.jwk,
                      loaded_at=time.monotonic())
     cache.put(iss, kid, entry, generation)
     return entry

@@ -197,6 +197,13 @@ class Message(SQLModel, table=True):
     key_id: str | None = Field(default=None, max_length=40)
     sender_purge_due_at: datetime | None = utc_col()
     purged_at: datetime | None = utc_col()
+    # the payload's proof (brb_client/proof.py, migration 0012): the salts of its sections, sealed like the
+    # payload; the digest of its digest form; the sender's detached JWS over that form, when it signed
+    salts_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    salts_wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    salts_key_id: str | None = Field(default=None, max_length=40)
+    payload_digest: str | None = Field(default=None, max_length=80)
+    signature: str | None = Field(default=None, max_length=4000)
 
 
 class Delivery(SQLModel, table=True):
@@ -287,6 +294,10 @@ class AuditRecordFields(SQLModel):
     recorded_at: datetime = utc_col(nullable=False, index=True)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # added later (migration 0012): hashed only when set, so the records written before keep their hashes
+    # (gateway/audit/chain.py canonical_of). A send's record: which content was exchanged, without holding it
+    payload_digest: str | None = Field(default=None, max_length=80)
+    signature_digest: str | None = Field(default=None, max_length=80)
 
 
 class AuditRecord(AuditRecordFields, table=True):
@@ -365,6 +376,7 @@ class WebhookDelivery(SQLModel, table=True):
 
 # every value sealed with the key ring, by table (``brb key rewrap`` walks them all)
 PAYLOAD = SealedColumns("payload_ciphertext", "wrapped_key", "key_id")
+PAYLOAD_SALTS = SealedColumns("salts_ciphertext", "salts_wrapped_key", "salts_key_id")
 SUBSCRIPTION_SECRET = SealedColumns("secret_ciphertext", "secret_wrapped_key", "secret_key_id")
 PREVIOUS_SUBSCRIPTION_SECRET = SealedColumns("previous_secret_ciphertext", "previous_secret_wrapped_key", "previous_secret_key_id")
 ACKNOWLEDGEMENT_REASON = SealedColumns("acknowledgement_reason_ciphertext", "acknowledgement_reason_wrapped_key",
@@ -372,7 +384,7 @@ ACKNOWLEDGEMENT_REASON = SealedColumns("acknowledgement_reason_ciphertext", "ack
 WITHDRAWAL_REASON = SealedColumns("withdrawal_reason_ciphertext", "withdrawal_reason_wrapped_key",
                                   "withdrawal_reason_key_id", legacy_plain="withdrawal_reason")
 TRIAGE_FACTS = SealedColumns("facts_ciphertext", "facts_wrapped_key", "facts_key_id")
-SEALED = ((Message, PAYLOAD), (Subscription, SUBSCRIPTION_SECRET), (Subscription, PREVIOUS_SUBSCRIPTION_SECRET),
+SEALED = ((Message, PAYLOAD), (Message, PAYLOAD_SALTS), (Subscription, SUBSCRIPTION_SECRET), (Subscription, PREVIOUS_SUBSCRIPTION_SECRET),
           (Delivery, ACKNOWLEDGEMENT_REASON), (Consent, WITHDRAWAL_REASON), (Triage, TRIAGE_FACTS))
 
 

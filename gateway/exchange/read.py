@@ -12,7 +12,7 @@ from contracts import redact, sections_present, validate_payload
 from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
 from gateway.db.models import PAYLOAD, Delivery, Message
-from gateway.exchange import competence, policy
+from gateway.exchange import competence, policy, signatures
 from gateway.exchange.recipients import BY_OINS
 from gateway.exchange.retention import is_purged
 from gateway.outbox.events import message_read
@@ -70,8 +70,14 @@ async def _own_copy(services: Services, uow, caller: Caller, message: Message, p
         return None, Problem("purpose-not-allowed", detail)
     if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "the sender's copy was purged under the retention schedule")
+    payload = _open(services, message)
+    try:
+        opened = await signatures.opened(services, uow.connection, message, payload)
+    except Problem as altered:
+        uow.audit(Activity.DENY, "integrity-failed", detail="read own copy: the stored payload no longer matches its proof", **base)
+        return None, altered
     uow.audit(Activity.READ, "own-copy", **base)
-    return _view(message, purpose, _open(services, message), [], None, None, []), None
+    return _view(message, purpose, payload, [], None, None, [], signatures.proof_for(message, opened)), None
 
 
 async def _delivered_copy(services: Services, uow, caller: Caller, message: Message, delivery: Delivery,
@@ -81,6 +87,12 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
     payload = _open(services, message)
+    try:
+        opened = await signatures.opened(services, conn, message, payload)
+    except Problem as altered:
+        uow.audit(Activity.DENY, "integrity-failed", detail="read: the stored payload no longer matches its proof",
+                  subject_id=message.subject_id, message_id=message.id, purpose=purpose, counterparty_oin=message.sender_oin)
+        return None, altered
     parties = {o.oin: o for o in (await conn.execute(BY_OINS, {"oins": [message.sender_oin, caller.oin]})).all()}
     sender, me = parties[message.sender_oin], parties[caller.oin]
     contract = validate_payload(message.type, message.version, payload)
@@ -103,7 +115,8 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     if delivery.first_read_at is None and await _mark_first_read(conn, delivery, uow.now):
         uow.emit(message_read(message, caller.oin, purpose))
     return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
-                 policy.redactions(decision), decision.basis, decision.rule, policy.released(decision)), None
+                 policy.redactions(decision), decision.basis, decision.rule, policy.released(decision),
+                 signatures.proof_for(message, opened, decision.withheld_sections)), None
 
 
 async def _mark_first_read(conn, delivery: Delivery, now) -> bool:
@@ -116,10 +129,10 @@ async def _mark_first_read(conn, delivery: Delivery, now) -> bool:
     return first.first() is not None
 
 
-def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule, released) -> MessageView:
+def _view(message: Message, purpose: str, payload: dict, redactions, basis, rule, released, proof) -> MessageView:
     return MessageView(
         id=message.id, type=message.type, version=message.version, sender_oin=message.sender_oin,
         subject_id=message.subject_id, purpose=message.purpose, read_purpose=purpose, legal_basis=basis, rule=rule,
         created_at=message.created_at, due_date=message.due_date, in_reply_to=message.in_reply_to,
-        redactions=redactions, released_sections=released, payload=payload,
+        redactions=redactions, released_sections=released, payload=payload, proof=proof,
     )

@@ -33,12 +33,13 @@ from gateway.audit.record import Activity
 from gateway.auth.tokens import Caller
 from gateway.db.engine import core
 from gateway.db.models import PAYLOAD, Delivery, IdempotencyKey, Message, Organisation
-from gateway.exchange import competence, inbox, policy, retention
+from gateway.exchange import competence, inbox, policy, retention, signatures
 from gateway.exchange.recipients import resolve
 from gateway.exchange.subjects import SubjectLookup, ensure_subject, look_up
 from gateway.exchange.views import delivery_status
 from gateway.outbox.events import message_delivered
 from gateway.problems import Problem, field_detail
+from gateway.receipts import send_receipt_claims
 from gateway.schemas import MessageReceipt, SendMessageRequest
 from gateway.services import Services, UnitOfWork
 from gateway.statuses import DeliveryState
@@ -91,6 +92,7 @@ class Outcome:
 async def send_message(services: Services, caller: Caller, body: SendMessageRequest, idempotency_key: str) -> MessageReceipt:
     request_hash = _request_hash(body)
     prepared = prepare(services.catalogue, caller, body, request_hash)
+    proof = await signatures.for_send(services, caller, body, prepared.payload, prepared.sections)
     refusal: Problem | None = None
     try:
         async with services.unit_of_work(caller.actor) as uow:
@@ -103,7 +105,7 @@ async def send_message(services: Services, caller: Caller, body: SendMessageRequ
             if refused:
                 refusal = store_refusal(uow, prepared, snapshot, refused)
             else:
-                receipt = await store(uow, services, caller, prepared, snapshot, outcome, idempotency_key)
+                receipt = await store(uow, services, caller, prepared, snapshot, outcome, proof, idempotency_key)
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the race: answer as it did
         async with services.db.read() as session:
@@ -176,7 +178,7 @@ def store_refusal(uow: UnitOfWork, prepared: Prepared, snapshot: Snapshot,
 
 
 async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: Prepared, snapshot: Snapshot,
-                outcome: Outcome, idempotency_key: str) -> MessageReceipt:
+                outcome: Outcome, proof: signatures.SendProof, idempotency_key: str) -> MessageReceipt:
     """The message, its deliveries and the idempotency key, each kind of row in one statement (SQLAlchemy
     Core: the rows are written once and never changed in this transaction, so the ORM's unit of work would
     only add cost); the audit records and outbox rows follow when the unit of work is sealed."""
@@ -189,6 +191,7 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
         purpose=body.purpose, in_reply_to=contract.replies_to(), due_date=contract.answer_due(), trace_id=uow.trace_id,
         created_at=now, sender_purge_due_at=retention.own_copy_due(settings, caller.kind, now), purged_at=None,
         **PAYLOAD.sealed_values(services.keyring, prepared.payload_json, aad=message_id.encode()),
+        **proof.columns(services, message_id),
     )
     await conn.execute(_INSERT_MESSAGE, [message])
     release_date = contract.announced_release_date()
@@ -203,7 +206,9 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
                         new_admission=opened and snapshot.competence.stay_id is not None,
                         recipients=snapshot.recipients, decisions=outcome.decisions)
     uow.audit(Activity.SEND, "accepted", subject_id=subject_id, message_id=message_id, purpose=body.purpose,
-              detail=f"{body.type} v{body.version} to {len(snapshot.recipients)} recipient(s)")
+              detail=f"{body.type} v{body.version} to {len(snapshot.recipients)} recipient(s)"
+                     + (", signed" if proof.signature else ", unsigned"),
+              payload_digest=proof.payload_digest, signature_digest=proof.signature_digest)
     deliveries = []
     for org in snapshot.recipients:
         decision = outcome.decisions[org.oin]
@@ -225,7 +230,15 @@ async def store(uow: UnitOfWork, services: Services, caller: Caller, prepared: P
     receipt = MessageReceipt(
         id=message_id, type=body.type, version=body.version, purpose=body.purpose, subject_id=subject_id,
         created_at=now, deliveries=[delivery_status(SimpleNamespace(**d)) for d in deliveries],
+        payload_digest=proof.payload_digest, signature_digest=proof.signature_digest,
     )
+    receipt.signed_receipt = services.receipts.sign(send_receipt_claims(
+        message_id=message_id, message_type=body.type, version=body.version, sender_oin=caller.oin,
+        subject_id=subject_id, created_at=now, payload_digest=proof.payload_digest,
+        signature_digest=proof.signature_digest,
+        deliveries=[{"recipient": org.oin, "decision": outcome.decisions[org.oin].outcome,
+                     "withheld": sorted(w.section for w in outcome.decisions[org.oin].withheld)}
+                    for org in snapshot.recipients]), now=now)
     await conn.execute(_INSERT_IDEMPOTENCY_KEY, [dict(
         sender_oin=caller.oin, key=idempotency_key, request_hash=prepared.request_hash, message_id=message_id,
         response=receipt.model_dump(mode="json", by_alias=True), created_at=now,
