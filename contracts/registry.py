@@ -134,6 +134,13 @@ def _carries_data(node: Any) -> bool:
     return node is not None and node != [] and node != {}
 
 
+def section_pointers(message_type: str, version: int) -> dict[str, str]:
+    """The contract's sections as JSON Pointer (RFC 6901) -> section name: what a signature salts
+    (brb_client/proof.py)."""
+    return {"".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path): path[-1]
+            for path in section_paths(model_for(message_type, version))}
+
+
 def sections_present(message_type: str, version: int, payload: dict[str, Any]) -> dict[str, str]:
     """Sections present (non-null, non-empty) in a validated payload, as section name -> data category."""
     present: dict[str, str] = {}

@@ -29,6 +29,16 @@ mkdir -p "$DIR/keyring"
 KID="k$(date -u +%Y%m%d)"
 printf '{"keys": {"%s": "%s"}, "current": "%s"}\n' "$KID" "$(b64key)" "$KID" > "$DIR/keyring/encryption-keys.json"
 rand > "$DIR/brb_audit_chain_key"
+# the gateway's receipt signing key (gateway/receipts.py), a private EC P-256 JWK: openssl writes the key as SEC1
+# DER (121 bytes: d at byte 7, the point 04|x|y from byte 56), from which the JWK's members are cut
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+DER="$DIR/.receipt-key.der"
+openssl ecparam -name prime256v1 -genkey -noout -outform DER -out "$DER"
+[ "$(wc -c < "$DER")" -eq 121 ] || { echo "unexpected encoding of the EC key" >&2; rm -f "$DER"; exit 1; }
+part() { tail -c +"$(( $1 + 1 ))" "$DER" | head -c 32 | b64url; }
+printf '{"kty": "EC", "crv": "P-256", "kid": "brb-receipts-%s", "alg": "ES256", "use": "sig", "x": "%s", "y": "%s", "d": "%s"}\n' \
+  "$(date -u +%Y%m%d)" "$(part 57)" "$(part 89)" "$(part 7)" > "$DIR/brb_receipt_signing_key"
+rm "$DER"
 # signs the audit pages' session cookie; the OIDC client secret is the identity provider's, a placeholder here
 rand > "$DIR/brb_session_secret"
 [ -f "$DIR/brb_oidc_client_secret" ] || echo "replace-with-the-identity-providers-client-secret" > "$DIR/brb_oidc_client_secret"

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from gateway import API_VERSION, openapi, telemetry
-from gateway.api import audit, consents, health, messages, organisations, subscriptions, trajectories, triage
+from gateway.api import audit, consents, health, messages, organisations, subscriptions, trajectories, triage, well_known
 from gateway.auth.dependencies import RateLimiter
 from gateway.http import RequestFrame, internal_error
 from gateway.logs import configure_logging
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_overrides)
 
     app.include_router(health.router)
+    app.include_router(well_known.router)  # the receipts' public keys, no token
     for router in (messages.router, consents.router, trajectories.router, triage.router, audit.router, subscriptions.router,
                    organisations.router):
         app.include_router(router, prefix=openapi.PREFIX)

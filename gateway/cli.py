@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 import typer
 from sqlalchemy import make_url
 
+from brb_client.verify import app as verify_app
+
 app = typer.Typer(help="Berichtenbox Re-integratie gateway", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 org_app = typer.Typer(help="Organisation registry", no_args_is_help=True)
@@ -19,6 +21,7 @@ key_app = typer.Typer(help="Organisation keys and the payload key ring", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(org_app, name="org")
 app.add_typer(key_app, name="key")
+app.add_typer(verify_app, name="verify")  # a received message's signature, a gateway receipt (brb_client/verify.py)
 
 
 @app.callback()
@@ -32,12 +35,13 @@ def _logging() -> None:
 
 def _demo_secrets_if_any() -> None:
     """In a demo checkout (``make run`` left .var/demo-secrets.json here), use the demo's secrets for what
-    the environment does not set, so ``brb key rewrap`` and friends work on the demo's database."""
-    from gateway.demo import SECRETS
+    the environment does not set, so ``brb key rewrap`` and friends work on the demo's database (a secret
+    added since the demo was made, such as the receipt key, is generated into the file first)."""
+    from gateway.demo import SECRETS, kept_secrets
 
     if SECRETS.exists():
         try:
-            values = json.loads(SECRETS.read_text())
+            values = kept_secrets()
         except (OSError, ValueError) as exc:
             typer.echo(f"cannot read the demo's secrets in {SECRETS}: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -221,6 +225,31 @@ def token(oin: str, scope: Annotated[Optional[str], typer.Option(help="space-sep
         raise typer.Exit(2)
     kind = next((o["kind"] for o in DEMO_ORGANISATIONS if o["oin"] == oin), "dji")
     typer.echo(mint(json.loads(path.read_text()), oin, Settings().audience, scope or KINDS[kind].default_scope, lifetime))
+
+
+@app.command()
+def sign(oin: str, body: Annotated[str, typer.Argument(help="a send request body (JSON) file; - reads standard input")] = "-") -> None:
+    """Sign a send request with a demo organisation's key from .var/demo-keys (development only): prints the
+    body with its payload in the contract's normal form and its ``signature`` (docs/signatures.md)."""
+    from brb_client.proof import sign_payload
+    from contracts import ContractError, validate_payload
+    from contracts.registry import UnknownContract, section_pointers
+    from gateway.demo import key_file
+
+    path = key_file(oin)
+    if not path.exists():
+        typer.echo(f"no demo key for {oin} in {path.parent}; run `make run` first", err=True)
+        raise typer.Exit(2)
+    try:
+        request = json.loads(sys.stdin.read() if body == "-" else Path(body).read_text())
+        contract = validate_payload(request["type"], request.get("version", 1), request["payload"])
+    except (OSError, ValueError, KeyError, TypeError, ContractError, UnknownContract) as exc:
+        typer.echo(f"not a send request body with a valid payload: {exc}", err=True)
+        raise typer.Exit(2) from None
+    request["payload"] = contract.model_dump(mode="json", by_alias=True, exclude_none=True)
+    pointers = section_pointers(request["type"], request.get("version", 1))
+    request["signature"] = sign_payload(request["payload"], pointers, json.loads(path.read_text())).as_request()
+    typer.echo(json.dumps(request, ensure_ascii=False))
 
 
 @app.command()

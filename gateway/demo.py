@@ -31,26 +31,44 @@ DEMO_ORGANISATIONS = [
     {"oin": "00000001000000001000", "name": "Beheer Berichtenbox Re-integratie", "kind": "operator"},
 ]
 
-def demo_secrets() -> dict[str, str]:
-    """The demo's secrets, generated once and kept in .var/demo-secrets.json, and where the demo keeps the
-    audit chain's signed checkpoints (.var/audit-checkpoints.jsonl unless BRB_AUDIT_CHECKPOINT_FILE says)."""
-    checkpoints = {"BRB_AUDIT_CHECKPOINT_FILE": os.environ.get("BRB_AUDIT_CHECKPOINT_FILE", str(CHECKPOINTS))}
+def _receipt_signing_key() -> str:
+    """The gateway's receipt key (gateway/receipts.py): a private EC P-256 JWK, as JSON."""
+    return json.dumps(new_key_pair(kid="brb-receipts-demo-1")[0])
+
+
+# secrets added after the first demos: generated into an existing .var/demo-secrets.json that lacks them
+ADDED_LATER = {
+    "BRB_SESSION_SECRET": lambda: secrets.token_urlsafe(32),  # signs the audit pages' session cookie
+    "BRB_RECEIPT_SIGNING_KEY": _receipt_signing_key,  # signs the gateway's receipts
+}
+
+
+def kept_secrets() -> dict[str, str]:
+    """The demo's secrets, generated once and kept in .var/demo-secrets.json; one made by an older version
+    gets what it lacks (``ADDED_LATER``) added."""
     if SECRETS.exists():
         values = json.loads(SECRETS.read_text())
-        if "BRB_SESSION_SECRET" in values:
-            return {**values, **checkpoints}
-        values["BRB_SESSION_SECRET"] = secrets.token_urlsafe(32)  # a demo made before the audit pages
+        lacking = {name: make() for name, make in ADDED_LATER.items() if name not in values}
+        if not lacking:
+            return values
+        values.update(lacking)
     else:
         VAR.mkdir(exist_ok=True)
         values = {
             "BRB_PSEUDONYM_KEY": secrets.token_urlsafe(32),
             "BRB_ENCRYPTION_KEYS": KeyRing.new_key_spec("demo-1"),
             "BRB_AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
-            "BRB_SESSION_SECRET": secrets.token_urlsafe(32),  # signs the audit pages' session cookie
-        }
+        } | {name: make() for name, make in ADDED_LATER.items()}
     SECRETS.write_text(json.dumps(values, indent=2))
     SECRETS.chmod(0o600)
-    return {**values, **checkpoints}
+    return values
+
+
+def demo_secrets() -> dict[str, str]:
+    """The demo's secrets (``kept_secrets``), and where the demo keeps the audit chain's signed checkpoints
+    (.var/audit-checkpoints.jsonl unless BRB_AUDIT_CHECKPOINT_FILE says)."""
+    checkpoints = {"BRB_AUDIT_CHECKPOINT_FILE": os.environ.get("BRB_AUDIT_CHECKPOINT_FILE", str(CHECKPOINTS))}
+    return {**kept_secrets(), **checkpoints}
 
 
 def key_file(oin: str) -> Path:

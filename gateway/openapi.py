@@ -397,8 +397,9 @@ def _closed_sets_in_responses(schemas: dict, catalogue, types: list, kinds: list
         _enum(schemas, model, "purpose", purposes)
         _enum(schemas, model, "legalBasis", bases)
     _enum(schemas, "MessageView", "readPurpose", purposes)
-    _enum(schemas, "DeliveryStatus", "recipientKind", kinds)
-    _enum(schemas, "DeliveryStatus", "legalBasis", bases)
+    for model in ("DeliveryStatus", "AcknowledgementReceipt"):  # the latter: a delivery status with its signed receipt
+        _enum(schemas, model, "recipientKind", kinds)
+        _enum(schemas, model, "legalBasis", bases)
     _enum(schemas, "Redaction", "category", categories)
     _enum(schemas, "ReleasedSection", "category", categories)
     _enum(schemas, "ReleasedSection", "legalBasis", bases)

@@ -25,6 +25,7 @@ from gateway.db.engine import Database, core, create_engine
 from gateway.db.models import OutboxEvent
 from gateway.outbox.events import Event, audit_recorded, outbox_values
 from gateway.pseudonym import Pseudonymizer
+from gateway.receipts import ReceiptSigner
 from gateway.settings import Settings
 from gateway.trajectory.norms import Norms, load as load_norms
 from gateway.triage.evaluator import Rules, load as load_som
@@ -62,6 +63,7 @@ class Services:
     pseudonyms: Pseudonymizer
     audit: AuditChain
     catalogue: Catalogue
+    receipts: ReceiptSigner  # the gateway's signature on its receipts (gateway/receipts.py)
     norms: Norms = field(default_factory=load_norms)  # the chain's process norms (gateway/trajectory/norms.yaml)
     som: Rules = field(default_factory=load_som)  # the SOM triage's criteria (gateway/triage/som.yaml)
     clock: Clock = field(default_factory=Clock)
@@ -82,6 +84,7 @@ class Services:
             pseudonyms=Pseudonymizer(settings.pseudonym_key.get_secret_value().encode()),
             audit=AuditChain(settings.audit_chain_key.get_secret_value().encode()),
             catalogue=consent.load(),
+            receipts=ReceiptSigner.from_settings(settings),
             norms=load_norms(days=settings.deadline_days),
         )
 

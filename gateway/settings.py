@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         "database, one JSON line each; they are also published on the audit topic. The verifier checks the "
         "chain against the newest one, so a rewritten or truncated tail is detected")
     audit_checkpoint_interval_seconds: float = Field(60.0, description="how often a checkpoint is written (by the retention/worker loop)")
+    receipt_signing_key: SecretStr | None = Field(
+        None, description="the gateway's own signing key for its receipts (the 201 of a send, each acknowledgement; "
+        "docs/signatures.md): a PRIVATE JWK as JSON, EC P-256 (ES256) with a kid. Its public part is served at "
+        "/.well-known/jwks.json. Prefer the file brb_receipt_signing_key in BRB_SECRETS_DIR or BRB_RECEIPT_SIGNING_KEY_FILE")
+    receipt_signing_key_file: str | None = Field(
+        None, description="a file holding that private JWK, read at start-up (no rotation: one key). Wins over "
+        "BRB_RECEIPT_SIGNING_KEY")
 
     # --- limits ----------------------------------------------------------------------------------
     max_body_bytes: int = 1_000_000
@@ -128,6 +135,8 @@ class Settings(BaseSettings):
     webhook_backoff_base_seconds: float = 1.0
     webhook_backoff_max_seconds: float = 300.0
     webhook_timeout_seconds: float = 10.0
+    require_signed_messages: bool = Field(False, description="refuse a message without the sender's signature "
+                                          "(signature-required); off for one release, then on (docs/signatures.md)")
     allow_insecure_loopback_webhooks: bool = Field(False, description="accept http:// loopback callbacks and callbacks to private, loopback or link-local addresses (demo, tests; never in production)")
     retention_interval_seconds: float = 3600.0
     worker_stuck_factor: float = Field(5.0, gt=0, description="a worker with no finished round for this many of its intervals is 'stuck' (readiness 503)")
@@ -184,8 +193,9 @@ class Settings(BaseSettings):
         return f"{self.kafka_topic_prefix}.audit"
 
     def require_secrets(self) -> None:
-        missing = [n for n in ("pseudonym_key", "encryption_keys", "audit_chain_key") if getattr(self, n) is None
-                   and not (n == "encryption_keys" and self.encryption_keys_file)]
+        files = {"encryption_keys": self.encryption_keys_file, "receipt_signing_key": self.receipt_signing_key_file}
+        missing = [n for n in ("pseudonym_key", "encryption_keys", "audit_chain_key", "receipt_signing_key")
+                   if getattr(self, n) is None and not files.get(n)]
         if missing:
             raise RuntimeError(
                 "missing secrets: " + ", ".join("BRB_" + n.upper() for n in missing)

@@ -430,12 +430,17 @@ async def database(request, tmp_path):
     return await request.getfixturevalue("postgres_templates").reset(seeded)
 
 
+# the gateway's receipt key (gateway/receipts.py): one private JWK for the whole session, made at import
+RECEIPT_SIGNING_KEY = json.dumps(new_key_pair(kid="test-receipts-1")[0])
+
+
 def settings_for(db: TestDatabase, **overrides) -> Settings:
     values = dict(
         database_url=db.url, database_schema=db.schema,
         pseudonym_key="test-pseudonym-key-" + "x" * 16,
         encryption_keys="k1:" + base64.b64encode(b"\x01" * 32).decode(),
         audit_chain_key="test-audit-chain-key",
+        receipt_signing_key=RECEIPT_SIGNING_KEY,
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"),
         kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}", relay_idle_seconds=0.05,
         allow_insecure_loopback_webhooks=True, rate_limit_per_minute=100_000,

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from contracts.registry import section_pointers  # every send is signed (docs/signatures.md)
 from brb_client import GatewayClient, Identity
 from adapters.iris.sender import SCOPE, Summary, send_exports
 from adapters.iris.state import State
@@ -55,7 +56,7 @@ async def _send(path: Path, gateway: str, identity: Identity, state_file: Path, 
             bar.update(task, total=total)
             return lambda: bar.advance(task)
 
-        async with GatewayClient(gateway, identity) as gw:
+        async with GatewayClient(gateway, identity, sections=section_pointers) as gw:
             return await send_exports(path, gw, state, concurrency=concurrency, progress=progress)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from contracts.registry import section_pointers  # every send is signed (docs/signatures.md)
 from brb_client import GatewayClient, Identity
 from adapters.tulp.bulk import bulk as run_bulk, summary_table
 from adapters.tulp.export import load
@@ -51,7 +52,7 @@ def _run(path: Path, gateway: str, oin: str, key: Path | None, state_file: Path,
     identity = Identity.from_file(oin, key or Path(".var/demo-keys") / f"{oin}.jwk.json", SCOPE)
 
     async def main():
-        async with GatewayClient(gateway, identity) as gw:
+        async with GatewayClient(gateway, identity, sections=section_pointers) as gw:
             with State(state_file) as state:
                 if progress:
                     return await run_bulk(gw, state, exports, concurrency=concurrency, console=console)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date
 
-from contracts import validate_payload
+from contracts import ContractError, validate_payload
 
 from adapters.tulp.export import Area, AreaWithArrangement, Detainee, NeedsOnly, ReleaseKind, StayKind
 
@@ -49,6 +49,11 @@ class Planned:
     content_hash: str = field(init=False)
 
     def __post_init__(self):
+        try:  # the contract's normal form (its defaults filled in), which is what a signature is over
+            object.__setattr__(self, "payload", validate_payload(self.type, self.version, self.payload)
+                               .model_dump(mode="json", by_alias=True, exclude_none=True))
+        except ContractError:
+            pass  # refused by ``validate`` before it is sent
         body = {"type": self.type, "version": self.version, "purpose": self.purpose,
                 "recipients": self.recipients, "payload": self.payload}
         digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]

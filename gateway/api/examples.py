@@ -5,6 +5,7 @@ subject a test BSN (999990019), the payload the contract's own example; the audi
 report are rendered by the gateway's own code from the example record, so they cannot drift from it."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -30,6 +31,54 @@ _DELIVERY = {
 }
 _ACKNOWLEDGED = _DELIVERY | {"status": "received", "firstReadAt": "2026-11-23T09:20:11Z", "acknowledgement": "received",
                              "acknowledgedAt": "2026-11-23T09:20:12Z"}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signed_receipt(claims: dict) -> str:
+    """The shape of a ``signedReceipt`` (gateway/receipts.py): its real header and claims; the signature part
+    is a fixed filler, so the document stays the same build after build."""
+    header = {"alg": "ES256", "kid": "brb-receipts-2026-1", "typ": "brb-receipt+jwt"}
+    parts = [json.dumps(header, separators=(",", ":")).encode(), json.dumps(claims, separators=(",", ":")).encode(),
+             bytes(range(64))]
+    return ".".join(_b64url(p) for p in parts)
+
+
+_ACK_RECEIPT = {"receipt": "acknowledgement", "messageId": MESSAGE_ID, "recipient": AMSTERDAM, "sender": VUGHT,
+                "status": "received", "acknowledgedAt": "2026-11-23T09:20:12Z",
+                "payloadDigest": "sha-256:" + _b64url(b"example digest of the payload".ljust(32, b".")),
+                "iss": "urn:nl:brb:gateway", "iat": 1795425612}
+
+
+def _signature_example(payload: dict, withheld: set[str] = frozenset()) -> dict:
+    """A payload's proof (brb_client/proof.py): fixed salts and real digests; the JWS's signature part is a fixed
+    filler, so the document stays the same build after build."""
+    from brb_client.proof import digest_form, payload_digest, signature_digest
+    from contracts.registry import section_pointers, sections_present
+
+    present = sections_present("dr-plan", 1, payload)
+    salts = {p: _b64url(f"salt of {name}".encode().ljust(16, b".")) for p, name in section_pointers("dr-plan", 1).items()
+             if name in present}
+    form = digest_form(payload, salts)
+    header = {"alg": "ES256", "kid": "vught-2026-1", "typ": "brb-payload+jws"}
+    jws = _b64url(json.dumps(header, separators=(",", ":")).encode()) + ".." + _b64url(bytes(range(64)))
+    withheld_pointers = {p for p in salts if p.rsplit("/", 1)[1] in withheld}
+    return {"jws": jws, "salts": salts, "payloadDigest": payload_digest(form), "signatureDigest": signature_digest(jws),
+            "proof": {"payloadDigest": payload_digest(form), "signature": jws,
+                      "salts": {p: v for p, v in salts.items() if p not in withheld_pointers},
+                      "withheld": {p: form["sections"][p.rsplit("/", 1)[1]]["_sd"] for p in sorted(withheld_pointers)}}}
+
+
+_SIGNED = _signature_example(_payload("dr-plan"))
+_SEND_RECEIPT = {"receipt": "send", "messageId": MESSAGE_ID, "type": "dr-plan", "version": 1, "sender": VUGHT,
+                 "subjectId": SUBJECT_ID, "createdAt": SENT_AT, "payloadDigest": _SIGNED["payloadDigest"],
+                 "signatureDigest": _SIGNED["signatureDigest"],
+                 "recipients": [{"recipient": AMSTERDAM, "decision": "allow-with-redaction", "withheld": ["health"]}],
+                 "iss": "urn:nl:brb:gateway", "iat": 1795425242}
+
+
 _HEADER = {"id": MESSAGE_ID, "type": "dr-plan", "version": 1, "subjectId": SUBJECT_ID, "purpose": "aftercare",
            "createdAt": SENT_AT}
 _SUMMARY = _HEADER | {"senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "deliveries": [_DELIVERY]}
@@ -37,16 +86,17 @@ _SUMMARY = _HEADER | {"senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "d
 EXAMPLES: dict[str, dict] = {
     "sendMessage": {
         "request": {"type": "dr-plan", "version": 1, "purpose": "aftercare", "recipients": ["municipality:0363"],
-                    "payload": _payload("dr-plan")},
-        "response": _HEADER | {"deliveries": [_DELIVERY]},
+                    "payload": _payload("dr-plan"), "signature": {"jws": _SIGNED["jws"], "salts": _SIGNED["salts"]}},
+        "response": _HEADER | {"deliveries": [_DELIVERY], "payloadDigest": _SIGNED["payloadDigest"],
+                               "signatureDigest": _SIGNED["signatureDigest"], "signedReceipt": _signed_receipt(_SEND_RECEIPT)},
     },
     "listSentMessages": {"response": {"items": [_SUMMARY], "nextCursor": "MTczMjM1MzI0Mg", "hasMore": False}},
     "listInbox": {"response": {"items": [_SUMMARY], "nextCursor": "MTczMjM1MzI0Mg", "hasMore": False}},
     "readMessage": {"response": _HEADER | {
         "senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "readPurpose": "aftercare", "legalBasis": "pm-20d-2",
         "rule": "dr-plan/dji-to-municipality", "redactions": _DELIVERY["redactions"],
-        "releasedSections": _DELIVERY["releasedSections"], "payload": _payload("dr-plan")}},
-    "acknowledgeMessage": {"request": {"status": "received"}, "response": _ACKNOWLEDGED},
+        "releasedSections": _DELIVERY["releasedSections"], "payload": _payload("dr-plan"), "proof": _SIGNED["proof"]}},
+    "acknowledgeMessage": {"request": {"status": "received"}, "response": _ACKNOWLEDGED | {"signedReceipt": _signed_receipt(_ACK_RECEIPT)}},
     "listDeliveries": {"response": [_ACKNOWLEDGED]},
 }
 
@@ -78,6 +128,7 @@ _AUDIT_RECORD = {
     "detail": "sections: housing=pm-20d-2", "recordedAt": "2026-11-23T09:14:02.131000Z",
     "prevHash": "9c56cc51b374c3ba189210d5b6d4bf57790d351c96c47c02190ecf1e430635ab",
     "hash": "e3f1a0c29b7d4e58f6a2c1b0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0",
+    "payloadDigest": None, "signatureDigest": None,  # set on a send's record
 }
 _REPORT = {"subjectId": SUBJECT_ID, "generatedAt": "2026-12-03T10:00:00Z", "count": 1, "records": [_AUDIT_RECORD]}
 
@@ -182,6 +233,8 @@ EXAMPLES |= {
     "addOrganisation": {"request": _ORGANISATION_REQUEST, "response": _ORGANISATION_REQUEST | {"active": True, "keys": []}},
     "addKey": {"request": {"jwk": _JWK}, "response": _NEW_KEY},
     "revokeKey": {"response": _REVOKED},
+    "getOrganisationJwks": {"response": {"keys": [
+        _JWK | {"kid": "363000-demo-1", "revokedAt": "2026-11-30T08:00:00Z"}, _JWK]}},
 }
 
 # --- parameters: one example per name, for every operation that takes it (path ids, required query and headers)

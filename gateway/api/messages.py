@@ -12,7 +12,7 @@ from gateway.exchange import listing
 from gateway.exchange.acknowledge import acknowledge
 from gateway.exchange.read import read_message
 from gateway.exchange.send import send_message
-from gateway.schemas import AcknowledgementRequest, DeliveryStatus, MessagePage, MessageReceipt, MessageView, SendMessageRequest
+from gateway.schemas import AcknowledgementReceipt, AcknowledgementRequest, DeliveryStatus, MessagePage, MessageReceipt, MessageView, SendMessageRequest
 from gateway.openapi import problems
 
 router = APIRouter(tags=["messages"])
@@ -77,8 +77,8 @@ async def get_message(message_id: MessageId, purpose: Purpose, caller: ReaderInT
              responses=problems("forbidden", "conflict", "gone"))
 async def acknowledge_message(
     message_id: MessageId, body: AcknowledgementRequest, caller: ReaderInTransaction, svc: Svc,
-) -> DeliveryStatus:
-    """Tell the sender you `received`, `accepted` or `rejected` (with a reason) the message."""
+) -> AcknowledgementReceipt:
+    """Tell the sender you `received`, `accepted` or `rejected` (with a reason) the message. The answer carries `signedReceipt`, the gateway's signed receipt of your acknowledgement: verify it with the keys at `/.well-known/jwks.json`."""
     return await acknowledge(svc, caller, message_id, body)
 
 

@@ -43,7 +43,7 @@ async def revoke_own_key(kid: Kid, caller: OwnKeys, svc: Svc) -> registry.KeyVie
 
 @router.get("/{oin}/jwks", summary="An organisation's public keys, to check its signatures", response_model=registry.JwkSet,
             responses=problems("not-found"))
-async def organisation_jwks(oin: OinPath, caller: Own, svc: Svc) -> registry.JwkSet:
+async def get_organisation_jwks(oin: OinPath, caller: Own, svc: Svc) -> registry.JwkSet:
     """The organisation's registered public keys as a JWK Set, revoked ones included (with `revokedAt`): what a
     message's `proof.signature` is checked with (brb_client.proof.verify_payload, `brb verify message`). A key
     revoked before a message was sent did not sign it: the gateway refuses signatures by revoked keys."""

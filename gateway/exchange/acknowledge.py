@@ -1,6 +1,7 @@
 """Acknowledgements: a recipient says received / accepted / rejected (with a reason); the sender hears of it.
 The reason is free text about a person, so it is sealed at rest like a payload and stays out of the
 audit record, the events and the logs: only the sender and the recipient see it, through the API.
+The answer carries the gateway's signed receipt of the acknowledgement (gateway/receipts.py), reason left out.
 
 ``accepted`` and ``rejected`` are final. Two of them racing for one delivery (two clerks, two gateway
 processes) must not both win, so the acknowledgement is written by one conditional UPDATE that only
@@ -19,12 +20,13 @@ from gateway.exchange.retention import is_purged
 from gateway.exchange.views import ack_reason_aad, delivery_status
 from gateway.outbox.events import message_acknowledged
 from gateway.problems import Problem, field_detail
-from gateway.schemas import AcknowledgementRequest, DeliveryStatus
+from gateway.receipts import acknowledgement_claims
+from gateway.schemas import AcknowledgementReceipt, AcknowledgementRequest
 from gateway.services import Services
 from gateway.statuses import FINAL_ACKNOWLEDGEMENTS, Acknowledgement, DeliveryState
 
 
-async def acknowledge(services: Services, caller: Caller, message_id: str, body: AcknowledgementRequest) -> DeliveryStatus:
+async def acknowledge(services: Services, caller: Caller, message_id: str, body: AcknowledgementRequest) -> AcknowledgementReceipt:
     said = Acknowledgement(body.status)
     if said is Acknowledgement.REJECTED and not body.reason:
         raise Problem("validation-failed", field_detail([("/reason", "a rejection needs a reason")]))
@@ -42,7 +44,10 @@ async def acknowledge(services: Services, caller: Caller, message_id: str, body:
         uow.audit(Activity.ACKNOWLEDGE, said.value, counterparty_oin=message.sender_oin, subject_id=message.subject_id,
                   message_id=message.id, purpose=message.purpose, detail=f"{said}, with a reason" if body.reason else None)
         uow.emit(message_acknowledged(message, delivery))
-        return delivery_status(delivery, services.keyring)
+        receipt = services.receipts.sign(acknowledgement_claims(
+            message_id=message.id, recipient_oin=delivery.recipient_oin, sender_oin=message.sender_oin, status=said,
+            acknowledged_at=delivery.acknowledged_at, payload_digest=message.payload_digest), now=uow.now)
+        return AcknowledgementReceipt(**dict(delivery_status(delivery, services.keyring)), signed_receipt=receipt)
 
 
 def _refusal(delivery: Delivery, now: datetime) -> Problem | None:

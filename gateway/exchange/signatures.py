@@ -16,11 +16,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from brb_client.proof import (DIGEST_KEY, ProofInvalid, canonical, digest_form, new_salt, payload_digest, pointer_of,
-                              signature_digest, signature_header, verify_signature)
-from contracts.registry import model_for, section_paths
 from sqlalchemy import bindparam, select
 
+from brb_client.proof import (DIGEST_KEY, ProofInvalid, canonical, digest_form, new_salt, payload_digest, pointer_of,
+                              signature_digest, signature_header, verify_signature)
+from contracts.registry import section_pointers
 from gateway.auth.keycache import KeyEntry, key_cache
 from gateway.auth.tokens import Caller, registered_key
 from gateway.db.models import PAYLOAD_SALTS, Message, OrganisationKey
@@ -47,11 +47,6 @@ class SendProof:
     def columns(self, services: Services, message_id: str) -> dict:
         return dict(payload_digest=self.payload_digest, signature=self.signature,
                     **PAYLOAD_SALTS.sealed_values(services.keyring, json.dumps(self.salts), aad=_salts_aad(message_id)))
-
-
-def section_pointers(message_type: str, version: int) -> dict[str, str]:
-    """The contract's sections as JSON Pointer -> section name."""
-    return {pointer_of(path): path[-1] for path in section_paths(model_for(message_type, version))}
 
 
 def _present(message_type: str, version: int, sections: dict[str, str]) -> list[str]:

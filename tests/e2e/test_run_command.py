@@ -24,6 +24,12 @@ def brb_token(cwd: Path, oin: str) -> str:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
 
 
+def brb_sign(cwd: Path, oin: str, body: dict) -> dict:
+    """The README's ``brb sign``: the body with its payload signed by the demo organisation's key."""
+    return json.loads(subprocess.run(BRB + ["sign", oin], cwd=cwd, check=True, capture_output=True, text=True,
+                                     input=json.dumps(body), env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout)
+
+
 def test_run_command_serves_ready_within_60_s_and_a_cli_token_is_accepted(tmp_path):
     port, kafka_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRB_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -57,19 +63,20 @@ def test_run_command_serves_ready_within_60_s_and_a_cli_token_is_accepted(tmp_pa
         notice = json.loads((ROOT / "contracts/examples/detention-notice/valid-full.json").read_text())
         admitted = httpx.post(f"{base}/api/v1/messages", headers={"Authorization": f"Bearer {brb_token(tmp_path, PI_VUGHT)}",
                                                                  "Idempotency-Key": uuid.uuid4().hex},
-                              json={"type": "detention-notice", "version": 1, "purpose": "reintegration",
-                                    "recipients": ["municipality:0363"], "payload": notice})
+                              json=brb_sign(tmp_path, PI_VUGHT, {"type": "detention-notice", "version": 1, "purpose": "reintegration",
+                                                                 "recipients": ["municipality:0363"], "payload": notice}))
         assert admitted.status_code == 201, admitted.text
         plan = json.loads((ROOT / "contracts/examples/dr-plan/v2/valid-full.json").read_text())
 
         def send_plan(recipient: str) -> httpx.Response:
             return httpx.post(f"{base}/api/v1/messages", headers={"Authorization": f"Bearer {brb_token(tmp_path, PI_VUGHT)}",
                                                                  "Idempotency-Key": uuid.uuid4().hex},
-                              json={"type": "dr-plan", "version": 2, "purpose": "reintegration", "recipients": [recipient],
-                                    "payload": plan})
+                              json=brb_sign(tmp_path, PI_VUGHT, {"type": "dr-plan", "version": 2, "purpose": "reintegration",
+                                                                 "recipients": [recipient], "payload": plan}))
 
         sent = send_plan("municipality:0363")
         assert sent.status_code == 201, sent.text
+        assert sent.json()["signatureDigest"] and sent.json()["signedReceipt"]  # signed, and a signed receipt
         delivery = sent.json()["deliveries"][0]  # what the README says of this receipt
         assert {r["section"]: r["legalBasis"] for r in delivery["releasedSections"]} == {
             "identity-document": "pm-20d-2", "housing": "pm-20d-2", "work-income": "pm-20d-2", "debts": "pm-20d-2",

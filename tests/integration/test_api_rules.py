@@ -92,6 +92,7 @@ async def test_every_endpoint_answers_with_the_api_version_header(client, orgs, 
     await call("POST", "/organisations/{oin}/keys", orgs.operator, "/organisations/00000001009990344000/keys",
                json={"jwk": new_key_pair("utrecht-1")[1]})
     await call("POST", "/organisations/{oin}/keys/{kid}/revocation", orgs.operator, "/organisations/00000001009990344000/keys/utrecht-1/revocation")
+    await call("GET", "/organisations/{oin}/jwks", orgs.amsterdam, f"/organisations/{orgs.vught.oin}/jwks")
     from brb_client import Identity, public_part
 
     rotated = new_key_pair("amsterdam-rotated")[0]

@@ -96,7 +96,7 @@ async def test_verify_from_a_checkpoint(client, orgs, services, stay):
 async def test_parallel_sends_from_several_processes_leave_one_intact_chain(client, orgs, services, database, stay):
     processes, per_process = 3, 15
     settings = services.settings.model_dump(mode="json")
-    for secret in ("pseudonym_key", "encryption_keys", "audit_chain_key"):
+    for secret in ("pseudonym_key", "encryption_keys", "audit_chain_key", "receipt_signing_key"):
         settings[secret] = getattr(services.settings, secret).get_secret_value()
     body = json.dumps({"type": "dr-plan", "version": 1, "purpose": "reintegration", "recipients": ["municipality:0363"],
                        "payload": example("dr-plan")})

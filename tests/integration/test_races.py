@@ -47,7 +47,7 @@ class Gateways:
     @classmethod
     async def start(cls, services, count: int, log_dir: Path) -> "Gateways":
         settings = services.settings.model_dump(mode="json")
-        for secret in ("pseudonym_key", "encryption_keys", "audit_chain_key"):
+        for secret in ("pseudonym_key", "encryption_keys", "audit_chain_key", "receipt_signing_key"):
             settings[secret] = getattr(services.settings, secret).get_secret_value()
         logs = [(log_dir / f"worker-{i}.log").open("wb") for i in range(count)]
         procs = [await asyncio.create_subprocess_exec(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -14,12 +16,13 @@ from joserfc.jwk import ECKey
 from sqlalchemy import func
 from sqlmodel import select
 
-from brb_client.proof import DIGEST_KEY, ProofInvalid, section_digest, sign_payload, verify_payload
+from brb_client.proof import ProofInvalid, section_digest, sign_payload, verify_payload
+from brb_client.receipts import verify_receipt
 
 from gateway.app import create_app
 from gateway.audit.queries import verify_chain
 from gateway.db.models import PAYLOAD, AuditRecord, Message
-from gateway.exchange.signatures import section_pointers
+from contracts.registry import section_pointers
 from gateway.registry import add_key, revoke_key
 from gateway.services import Services
 from tests.conftest import settings_for
@@ -89,8 +92,6 @@ async def test_a_signed_plan_verifies_at_the_municipality_for_the_sections_it_go
 
 
 async def test_the_send_receipt_is_signed_by_the_gateway_and_names_what_was_accepted(client, orgs, stay):
-    from brb_client.receipts import verify_receipt
-
     receipt = (await post(client, orgs.vught, signed_body(orgs.vught))).json()
     jwks = (await client.get("/.well-known/jwks.json")).json()
     claims = verify_receipt(receipt["signedReceipt"], jwks)
@@ -181,3 +182,33 @@ async def test_a_payload_altered_in_the_database_is_caught_at_the_read(client, o
     async with services.db.read() as s:
         refused = (await s.exec(select(AuditRecord).where(AuditRecord.outcome == "integrity-failed"))).all()
     assert len(refused) == 2 and {a.message_id for a in refused} == {mid}
+
+
+async def test_the_verify_command_says_authentic_or_not_for_a_message_and_a_receipt(client, orgs, stay, tmp_path):
+    """A connector's check from files alone (brb_client/verify.py): the message as read, the sender's keys as
+    fetched once; the receipt against the gateway's JWK Set."""
+    receipt = (await post(client, orgs.vught, signed_body(orgs.vught))).json()
+    view = (await Chain(client, orgs).read(orgs.amsterdam, receipt["id"], "aftercare")).json()
+    files = {"message.json": view, "vught.jwks.json": (await client.get(
+        f"/api/v1/organisations/{orgs.vught.oin}/jwks", headers=orgs.amsterdam.headers())).json(),
+        "receipt.json": receipt, "gateway.jwks.json": (await client.get("/.well-known/jwks.json")).json()}
+    altered = copy.deepcopy(view)
+    altered["payload"]["sections"]["housing"]["goals"][0]["description"] = "Woning geregeld"
+    files["altered.json"] = altered
+    files["altered-receipt.json"] = {**receipt, "signedReceipt": receipt["signedReceipt"][:-3] + "AAA"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(json.dumps(content))
+
+    def verify(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "brb_client.verify", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+
+    ok = verify("message", "message.json", "--keys", "vught.jwks.json")
+    assert ok.returncode == 0 and ok.stdout.startswith("AUTHENTIC") and "3 withheld" in ok.stdout, ok.stdout + ok.stderr
+    bad = verify("message", "altered.json", "--keys", "vught.jwks.json")
+    assert bad.returncode == 1 and bad.stdout.startswith("NOT AUTHENTIC"), bad.stdout
+    ok = verify("receipt", "receipt.json", "--jwks", "gateway.jwks.json")
+    assert ok.returncode == 0 and receipt["id"] in ok.stdout, ok.stdout + ok.stderr
+    bad = verify("receipt", "altered-receipt.json", "--jwks", "gateway.jwks.json")
+    assert bad.returncode == 1 and "NOT AUTHENTIC" in bad.stdout, bad.stdout
+    assert verify("receipt", "nowhere.json", "--jwks", "gateway.jwks.json").returncode == 2

@@ -294,8 +294,14 @@ FACTORIES: dict[str, tuple[Factory, Callable[[], str]]] = {
     "subject_id": (_trajectory, lambda: f"sub-{uuid.uuid4().hex}"),
 }
 
+async def _public_keys(world: World, chosen: dict) -> Resource:
+    """An organisation's public keys (PI Vught's), which every organisation may fetch to check its signatures."""
+    return Resource("public-keys", world.orgs.vught.oin, "vught", frozenset(ORG_NAMES))
+
+
 # A route whose id names another kind of resource than FACTORIES says for that parameter.
 ROUTE_FACTORIES: dict[tuple[str, str], dict[str, tuple[Factory, Callable[[], str]]]] = {
+    ("GET", f"{PREFIX}/organisations/{{oin}}/jwks"): {"oin": (_public_keys, lambda: UNKNOWN_OIN)},
     ("GET", f"{PREFIX}/triage/{{subject_id}}"): {"subject_id": (_triage, lambda: f"sub-{uuid.uuid4().hex}")},
 }
 # Routes that refuse whole kinds of organisation (403 forbidden) although their tokens hold the scope: the SOM

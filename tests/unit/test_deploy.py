@@ -10,10 +10,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from brb_client.receipts import verify_receipt
 from compose_spec import PyCompose
 
 from gateway.cli import app as cli
 from gateway.crypto import ring_from_settings
+from gateway.receipts import ReceiptSigner
 from gateway.settings import Settings
 from gateway.webhooks.dispatcher import group_for
 
@@ -23,7 +25,7 @@ COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())  # YAML merge ke
 SCHEMA = json.loads((Path(__file__).with_name("schemas") / "compose-spec.json").read_text())
 SETTING_ENV = {"BRB_" + name.upper() for name in Settings.model_fields} | {"KAFKA_BOOTSTRAP_SERVERS", "BRB_SECRETS_DIR"}
 COMMANDS = {c.name or c.callback.__name__ for c in cli.registered_commands} | {g.name for g in cli.registered_groups}
-SECRET_SETTINGS = {"pseudonym_key", "audit_chain_key", "database_password"}  # files in BRB_SECRETS_DIR
+SECRET_SETTINGS = {"pseudonym_key", "audit_chain_key", "receipt_signing_key", "database_password"}  # files in BRB_SECRETS_DIR
 KAFKA_CLIENTS = {"relay", "dispatcher"}
 WORKERS = {"relay", "dispatcher", "retention"}
 
@@ -219,6 +221,8 @@ def test_every_process_starts_with_all_required_settings_from_the_generated_file
     for name in SECRET_SETTINGS:
         assert getattr(settings, name) is not None, name
     assert ring_from_settings(settings).current_id  # the key ring file opens
+    signer = ReceiptSigner.from_settings(settings)  # the JWK the script cut from openssl's key: d fits x and y
+    assert verify_receipt(signer.sign({"receipt": "test"}), signer.jwks())["receipt"] == "test"
     password = (generated / "brb_database_password").read_text().strip()
     assert f":{password}@postgres:5432/" in settings.database_url  # the URL got its password from the file
     postgres = COMPOSE["services"]["postgres"]

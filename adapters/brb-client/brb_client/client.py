@@ -4,7 +4,7 @@ retried or re-run send is answered with the first receipt instead of a second me
 refusal with ``GatewayProblem`` carrying the RFC 9457 body."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from brb_client.auth import Identity, TokenAuth, public_part
 from brb_client.cursor import CursorFile
+from brb_client.proof import sign_payload
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 API = "/api/v1"
@@ -44,8 +45,13 @@ class GatewayClient:
     """``async with GatewayClient(base_url, identity) as gw: await gw.send(...)``."""
 
     def __init__(self, base_url: str, identity: Identity, *, attempts: int = 5, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None):
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 sections: Callable[[str, int], Iterable[str]] | None = None):
+        """``sections(type, version)``: the JSON Pointers of a contract's sections (``proof.section_pointers`` of
+        its JSON Schema, or ``contracts.registry.section_pointers``). Given, every send is signed with the
+        identity's key (brb_client/proof.py); the gateway may require it (BRB_REQUIRE_SIGNED_MESSAGES)."""
         self.auth = TokenAuth(identity)
+        self.sections = sections
         self.attempts = attempts
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, auth=self.auth,
                                        headers={"User-Agent": "brb-client/1.0"})
@@ -88,9 +94,10 @@ class GatewayClient:
     async def send(self, type_: str, version: int, purpose: str, recipients: list[str], payload: dict,
                    idempotency_key: str) -> dict:
         """Send one message; the same ``idempotency_key`` with the same body answers the first receipt again."""
-        response = await self.request(
-            "POST", f"{API}/messages", headers={"Idempotency-Key": idempotency_key},
-            json_body={"type": type_, "version": version, "purpose": purpose, "recipients": recipients, "payload": payload})
+        body = {"type": type_, "version": version, "purpose": purpose, "recipients": recipients, "payload": payload}
+        if self.sections is not None:
+            body["signature"] = sign_payload(payload, self.sections(type_, version), self.identity.private_jwk).as_request()
+        response = await self.request("POST", f"{API}/messages", headers={"Idempotency-Key": idempotency_key}, json_body=body)
         return response.json()
 
     async def read(self, message_id: str, purpose: str) -> dict:
