@@ -97,7 +97,7 @@ class PlanSections(Contract):
 
 class DrPlanV1(MessageContract):
     MESSAGE_TYPE = "dr-plan"
-    plan_version: Annotated[int, Field(ge=1)]
+    plan_version: Annotated[int, Field(ge=1, le=10_000)]  # bounded: canonical JSON (RFC 8785) holds integers up to 2^53
     status: PlanStatus
     prison_oin: Oin
     established_date: date | None = None

@@ -121,7 +121,7 @@ class MessageSignature(Inbound):
                                  "canonical JSON of the payload's digest form; header alg ES256, RS256 or EdDSA, kid one "
                                  "of your registered keys, typ brb-payload+jws")
     salts: Annotated[dict[SectionPointer, Base64Url], Field(max_length=50)] = Field(
-        description="per section present in the payload (JSON Pointer), the random salt (at least 128 bits, base64url) "
+        json_schema_extra={"additionalProperties": False}, description="per section present in the payload (JSON Pointer), the random salt (at least 128 bits, base64url) "
                     "its digest was made with")
 
 

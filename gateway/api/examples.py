@@ -71,7 +71,14 @@ def _signature_example(payload: dict, withheld: set[str] = frozenset()) -> dict:
                       "withheld": {p: form["sections"][p.rsplit("/", 1)[1]]["_sd"] for p in sorted(withheld_pointers)}}}
 
 
-_SIGNED = _signature_example(_payload("dr-plan"))
+def _normal(message_type: str) -> dict:
+    """The contract's example in its normal form (what a signature is over, and what the gateway stores)."""
+    from contracts import validate_payload
+
+    return validate_payload(message_type, 1, _payload(message_type)).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_SIGNED = _signature_example(_normal("dr-plan"))
 _SEND_RECEIPT = {"receipt": "send", "messageId": MESSAGE_ID, "type": "dr-plan", "version": 1, "sender": VUGHT,
                  "subjectId": SUBJECT_ID, "createdAt": SENT_AT, "payloadDigest": _SIGNED["payloadDigest"],
                  "signatureDigest": _SIGNED["signatureDigest"],
@@ -86,7 +93,7 @@ _SUMMARY = _HEADER | {"senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "d
 EXAMPLES: dict[str, dict] = {
     "sendMessage": {
         "request": {"type": "dr-plan", "version": 1, "purpose": "aftercare", "recipients": ["municipality:0363"],
-                    "payload": _payload("dr-plan"), "signature": {"jws": _SIGNED["jws"], "salts": _SIGNED["salts"]}},
+                    "payload": _normal("dr-plan"), "signature": {"jws": _SIGNED["jws"], "salts": _SIGNED["salts"]}},
         "response": _HEADER | {"deliveries": [_DELIVERY], "payloadDigest": _SIGNED["payloadDigest"],
                                "signatureDigest": _SIGNED["signatureDigest"], "signedReceipt": _signed_receipt(_SEND_RECEIPT)},
     },
@@ -95,7 +102,7 @@ EXAMPLES: dict[str, dict] = {
     "readMessage": {"response": _HEADER | {
         "senderOin": VUGHT, "dueDate": None, "inReplyTo": None, "readPurpose": "aftercare", "legalBasis": "pm-20d-2",
         "rule": "dr-plan/dji-to-municipality", "redactions": _DELIVERY["redactions"],
-        "releasedSections": _DELIVERY["releasedSections"], "payload": _payload("dr-plan"), "proof": _SIGNED["proof"]}},
+        "releasedSections": _DELIVERY["releasedSections"], "payload": _normal("dr-plan"), "proof": _SIGNED["proof"]}},
     "acknowledgeMessage": {"request": {"status": "received"}, "response": _ACKNOWLEDGED | {"signedReceipt": _signed_receipt(_ACK_RECEIPT)}},
     "listDeliveries": {"response": [_ACKNOWLEDGED]},
 }

@@ -24,7 +24,7 @@ from contracts.registry import section_pointers
 from gateway.auth.keycache import KeyEntry, key_cache
 from gateway.auth.tokens import Caller, registered_key
 from gateway.db.models import PAYLOAD_SALTS, Message, OrganisationKey
-from gateway.problems import Problem
+from gateway.problems import Problem, field_detail
 from gateway.schemas import PayloadProof, SendMessageRequest
 from gateway.services import Services
 
@@ -63,6 +63,7 @@ async def for_send(services: Services, caller: Caller, body: SendMessageRequest,
             raise Problem("signature-required", "this gateway accepts signed messages only: sign the payload "
                                                 "(docs/signatures.md) and send it as signature {jws, salts}")
         salts = {pointer: new_salt() for pointer in present}
+        _canonical(payload)
         return SendProof(salts, payload_digest(digest_form(payload, salts)), None)
 
     salts = dict(body.signature.salts)
@@ -70,7 +71,7 @@ async def for_send(services: Services, caller: Caller, body: SendMessageRequest,
     if missing or extra:
         raise _refused(("no salt for the section(s) present: " + ", ".join(missing)) if missing else
                        ("a salt for what is no section present in this payload: " + ", ".join(extra)))
-    if canonical(body.payload) != canonical(payload):
+    if _canonical(body.payload) != _canonical(payload):
         raise _refused("sign the payload in its normal form, as its contract gives it (camelCase member names, no "
                        f"null members, text without surrounding white space): it differs at {_first_difference(body.payload, payload)}")
     try:
@@ -93,6 +94,13 @@ async def for_send(services: Services, caller: Caller, body: SendMessageRequest,
     except ProofInvalid as exc:
         raise _refused(str(exc)) from None
     return SendProof(salts, payload_digest(form), body.signature.jws)
+
+
+def _canonical(payload: dict) -> bytes:
+    try:
+        return canonical(payload)
+    except ValueError as exc:  # rfc8785.CanonicalizationError: e.g. an integer beyond 2^53
+        raise Problem("validation-failed", field_detail([("/payload", f"not representable as canonical JSON (RFC 8785): {exc}")])) from None
 
 
 def _refused(why: str) -> Problem:

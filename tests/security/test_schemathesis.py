@@ -271,8 +271,9 @@ UNDECLARABLE = {
 FIELDS = re.compile(r"^\d+ invalid field\(s\): (.*)$")
 
 
-# A proof of possession is signed with the private half of the key it registers: no fuzzer holds it.
-UNDECLARABLE_TYPES = {(422, "invalid-proof")}
+# A proof of possession is signed with the private half of the key it registers, a message's signature with the
+# sender's private key: no fuzzer holds either.
+UNDECLARABLE_TYPES = {(422, "invalid-proof"), (422, "invalid-signature")}
 
 
 def _undeclarable(failure, response) -> bool:
