@@ -17,6 +17,7 @@ from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from brb_client.proof import ProofInvalid, algorithm_of
 from contracts.parties import CBS_KINDS, KINDS
 from gateway.auth import keycache
 from gateway.db.models import Organisation, OrganisationKey
@@ -79,14 +80,10 @@ class OrganisationList(Wire):
 
 
 def algorithm_for(jwk: dict) -> str:
-    kty, crv = jwk.get("kty"), jwk.get("crv")
-    if kty == "EC" and crv == "P-256":
-        return "ES256"
-    if kty == "RSA":
-        return "RS256"
-    if kty == "OKP" and crv == "Ed25519":
-        return "EdDSA"
-    raise Problem("validation-failed", field_detail([("/jwk/kty", "use an EC P-256, RSA or Ed25519 key")]))
+    try:
+        return algorithm_of(jwk)
+    except ProofInvalid:
+        raise Problem("validation-failed", field_detail([("/jwk/kty", "use an EC P-256, RSA or Ed25519 key")])) from None
 
 
 def check_public_jwk(jwk: dict) -> tuple[str, str]:

@@ -82,7 +82,7 @@ async def purge_due(services: Services, batch: int = 500) -> int:
                 Delivery.message_id == Message.id, Delivery.purged_at.is_(None)).scalar_subquery()
             await uow.session.exec(
                 update(Message).where(Message.purged_at.is_not(None), Message.payload_ciphertext.is_not(None), open_copies == 0)
-                .values(payload_ciphertext=None, wrapped_key=None)
+                .values(payload_ciphertext=None, wrapped_key=None, salts_ciphertext=None, salts_wrapped_key=None)
             )
         purged += len(rows) + len(senders)
         if len(rows) < batch and len(senders) < batch:

@@ -202,7 +202,8 @@ async def test_municipal_copy_is_gone_six_months_after_release_while_the_prison_
     await purge_due(services)
     problem(await chain.read(orgs.vught, plan_id, expect=410), 410, "gone")
     async with services.db.read() as s:
-        assert (await s.exec(select(Message.payload_ciphertext).where(Message.id == plan_id))).one() is None
+        sealed = (await s.exec(select(Message.payload_ciphertext, Message.salts_ciphertext).where(Message.id == plan_id))).one()
+    assert tuple(sealed) == (None, None)  # the payload and its salts alike
 
 
 async def test_a_body_over_the_limit_is_413_problem(client, orgs):

@@ -157,14 +157,15 @@ def sign_payload(payload: Mapping, section_pointers: Iterable[str], private_jwk:
     chosen = dict(salts) if salts is not None else {p: new_salt() for p in present_sections(payload, section_pointers)}
     form = digest_form(payload, chosen)
     key = JWKRegistry.import_key(dict(private_jwk))
-    alg = _algorithm_of(private_jwk)
+    alg = algorithm_of(private_jwk)
     header = {"alg": alg, "kid": private_jwk["kid"], "typ": JWS_TYPE}
     with _quiet():
         compact = jws.serialize_compact(header, canonical(form), key, algorithms=[alg])
     return Signed(jws.detach_content(compact), chosen, payload_digest(form))
 
 
-def _algorithm_of(jwk: Mapping) -> str:
+def algorithm_of(jwk: Mapping) -> str:
+    """The one signature algorithm a key is used with here (the gateway's registry too): never the header's choice."""
     kty, crv = jwk.get("kty"), jwk.get("crv")
     if kty == "EC" and crv == "P-256":
         return "ES256"
@@ -190,7 +191,7 @@ def verify_signature(signature: str, form: Mapping, public_jwk: Mapping) -> dict
     """Check a detached JWS over a digest form with the signer's public JWK; its protected header, or
     ``ProofInvalid``. The algorithm is the key's, never the header's alone; ``typ`` must be ours."""
     header = signature_header(signature)
-    alg = _algorithm_of(public_jwk)
+    alg = algorithm_of(public_jwk)
     if header.get("alg") != alg:
         raise ProofInvalid(f"the signature says alg {header.get('alg')!r}; key {public_jwk.get('kid')!r} is an {alg} key")
     if header.get("kid") != public_jwk.get("kid"):
@@ -268,7 +269,7 @@ def section_pointers(schema: Mapping) -> list[str]:
     return found
 
 
-__all__ = ["ALGORITHMS", "DIGEST_KEY", "JWS_TYPE", "ProofInvalid", "Signed", "Verified", "canonical", "digest",
+__all__ = ["ALGORITHMS", "algorithm_of", "DIGEST_KEY", "JWS_TYPE", "ProofInvalid", "Signed", "Verified", "canonical", "digest",
            "digest_form", "new_salt", "payload_digest", "pointer_of", "present_sections", "section_digest",
            "section_pointers", "sign_payload", "signature_digest", "signature_header", "verify_payload",
            "verify_signature"]
