@@ -55,7 +55,7 @@ _ACK_RECEIPT = {"receipt": "acknowledgement", "messageId": MESSAGE_ID, "recipien
 def _signature_example(payload: dict, withheld: set[str] = frozenset()) -> dict:
     """A payload's proof (brb_client/proof.py): fixed salts and real digests; the JWS's signature part is a fixed
     filler, so the document stays the same build after build."""
-    from brb_client.proof import digest_form, payload_digest, signature_digest
+    from brb_client.proof import digest_at, digest_form, payload_digest, signature_digest
     from contracts.registry import section_pointers, sections_present
 
     present = sections_present("dr-plan", 1, payload)
@@ -68,7 +68,7 @@ def _signature_example(payload: dict, withheld: set[str] = frozenset()) -> dict:
     return {"jws": jws, "salts": salts, "payloadDigest": payload_digest(form), "signatureDigest": signature_digest(jws),
             "proof": {"payloadDigest": payload_digest(form), "signature": jws,
                       "salts": {p: v for p, v in salts.items() if p not in withheld_pointers},
-                      "withheld": {p: form["sections"][p.rsplit("/", 1)[1]]["_sd"] for p in sorted(withheld_pointers)}}}
+                      "withheld": {p: digest_at(form, p) for p in sorted(withheld_pointers)}}}
 
 
 def _normal(message_type: str) -> dict:

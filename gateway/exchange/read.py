@@ -71,10 +71,8 @@ async def _own_copy(services: Services, uow, caller: Caller, message: Message, p
     if is_purged(message.purged_at, message.sender_purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "the sender's copy was purged under the retention schedule")
     payload = _open(services, message)
-    try:
-        opened = await signatures.opened(services, uow.connection, message, payload)
-    except Problem as altered:
-        uow.audit(Activity.DENY, "integrity-failed", detail="read own copy: the stored payload no longer matches its proof", **base)
+    opened, altered = await _checked(services, uow, message, payload, "read own copy", **base)
+    if altered is not None:
         return None, altered
     uow.audit(Activity.READ, "own-copy", **base)
     return _view(message, purpose, payload, [], None, None, [], signatures.proof_for(message, opened)), None
@@ -87,11 +85,9 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     if is_purged(delivery.purged_at, delivery.purge_due_at, uow.now) or message.payload_ciphertext is None:
         raise Problem("gone", "this payload was purged under the retention schedule; only the audit trail remains")
     payload = _open(services, message)
-    try:
-        opened = await signatures.opened(services, conn, message, payload)
-    except Problem as altered:
-        uow.audit(Activity.DENY, "integrity-failed", detail="read: the stored payload no longer matches its proof",
-                  subject_id=message.subject_id, message_id=message.id, purpose=purpose, counterparty_oin=message.sender_oin)
+    opened, altered = await _checked(services, uow, message, payload, "read", subject_id=message.subject_id,
+                                     message_id=message.id, purpose=purpose, counterparty_oin=message.sender_oin)
+    if altered is not None:
         return None, altered
     parties = {o.oin: o for o in (await conn.execute(BY_OINS, {"oins": [message.sender_oin, caller.oin]})).all()}
     sender, me = parties[message.sender_oin], parties[caller.oin]
@@ -117,6 +113,16 @@ async def _delivered_copy(services: Services, uow, caller: Caller, message: Mess
     return _view(message, purpose, redact(message.type, message.version, payload, decision.withheld_sections),
                  policy.redactions(decision), decision.basis, decision.rule, policy.released(decision),
                  signatures.proof_for(message, opened, decision.withheld_sections)), None
+
+
+async def _checked(services: Services, uow, message: Message, payload: dict, where: str,
+                   **audited) -> tuple[signatures.Opened | None, Problem | None]:
+    """The stored payload's proof, or ``integrity-failed`` with its audit record (committed with the unit of work)."""
+    try:
+        return await signatures.opened(services, uow.connection, message, payload), None
+    except Problem as altered:
+        uow.audit(Activity.DENY, "integrity-failed", detail=f"{where}: the stored payload no longer matches its proof", **audited)
+        return None, altered
 
 
 async def _mark_first_read(conn, delivery: Delivery, now) -> bool:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from brb_client.proof import (DIGEST_KEY, ProofInvalid, canonical, digest_form, new_salt, payload_digest, pointer_of,
-                              signature_digest, signature_header, verify_signature)
+from brb_client.proof import (ALGORITHMS, CanonicalizationError, ProofInvalid, canonical, digest_at, digest_form, new_salt,
+                              payload_digest, pointer_of, signature_digest, signature_header, verify_signature)
 from contracts.registry import section_pointers
 from gateway.auth.keycache import KeyEntry, key_cache
 from gateway.auth.tokens import Caller, registered_key
@@ -28,7 +30,6 @@ from gateway.problems import Problem, field_detail
 from gateway.schemas import PayloadProof, SendMessageRequest
 from gateway.services import Services
 
-ALGORITHMS = ("ES256", "RS256", "EdDSA")
 log = logging.getLogger("brb.integrity")
 
 
@@ -63,15 +64,17 @@ async def for_send(services: Services, caller: Caller, body: SendMessageRequest,
             raise Problem("signature-required", "this gateway accepts signed messages only: sign the payload "
                                                 "(docs/signatures.md) and send it as signature {jws, salts}")
         salts = {pointer: new_salt() for pointer in present}
-        _canonical(payload)
-        return SendProof(salts, payload_digest(digest_form(payload, salts)), None)
+        with _representable():
+            return SendProof(salts, payload_digest(digest_form(payload, salts)), None)
 
     salts = dict(body.signature.salts)
     missing, extra = sorted(set(present) - set(salts)), sorted(set(salts) - set(present))
     if missing or extra:
         raise _refused(("no salt for the section(s) present: " + ", ".join(missing)) if missing else
                        ("a salt for what is no section present in this payload: " + ", ".join(extra)))
-    if _canonical(body.payload) != _canonical(payload):
+    with _representable():
+        normal = canonical(body.payload) == canonical(payload)
+    if not normal:
         raise _refused("sign the payload in its normal form, as its contract gives it (camelCase member names, no "
                        f"null members, text without surrounding white space): it differs at {_first_difference(body.payload, payload)}")
     try:
@@ -96,10 +99,12 @@ async def for_send(services: Services, caller: Caller, body: SendMessageRequest,
     return SendProof(salts, payload_digest(form), body.signature.jws)
 
 
-def _canonical(payload: dict) -> bytes:
+@contextmanager
+def _representable() -> Iterator[None]:
+    """A payload canonical JSON cannot hold (an integer beyond 2^53) is the sender's error, not the gateway's."""
     try:
-        return canonical(payload)
-    except ValueError as exc:  # rfc8785.CanonicalizationError: e.g. an integer beyond 2^53
+        yield
+    except CanonicalizationError as exc:
         raise Problem("validation-failed", field_detail([("/payload", f"not representable as canonical JSON (RFC 8785): {exc}")])) from None
 
 
@@ -193,12 +198,5 @@ def proof_for(message: Message, opened: Opened, withheld_sections: set[str] = fr
     return PayloadProof(
         payload_digest=message.payload_digest, signature=message.signature,
         salts={p: s for p, s in opened.salts.items() if p not in withheld},
-        withheld={p: _digest_at(opened.form, p) for p in sorted(withheld)},
+        withheld={p: digest_at(opened.form, p) for p in sorted(withheld)},
     )
-
-
-def _digest_at(form: dict, pointer: str) -> str:
-    node: Any = form
-    for name in pointer[1:].split("/"):
-        node = node[name.replace("~1", "/").replace("~0", "~")]
-    return node[DIGEST_KEY]

@@ -35,6 +35,7 @@ import rfc8785
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
+from rfc8785 import CanonicalizationError  # what ``canonical`` raises for what JCS cannot hold (an integer beyond 2^53)
 
 DIGEST_KEY = "_sd"
 JWS_TYPE = "brb-payload+jws"
@@ -107,6 +108,12 @@ def digest_form(payload: Mapping, salts: Mapping[str, str], withheld: Mapping[st
             raise ProofInvalid(f"{pointer}: a digest is given for a section that is in the payload")
         parent[name] = {DIGEST_KEY: section}
     return form
+
+
+def digest_at(form: Mapping, pointer: str) -> str:
+    """The salted digest a digest form holds for the section at ``pointer``."""
+    parent, name = _parent(dict(form), pointer)
+    return parent[name][DIGEST_KEY]
 
 
 def payload_digest(form: Mapping) -> str:
@@ -269,7 +276,7 @@ def section_pointers(schema: Mapping) -> list[str]:
     return found
 
 
-__all__ = ["ALGORITHMS", "algorithm_of", "DIGEST_KEY", "JWS_TYPE", "ProofInvalid", "Signed", "Verified", "canonical", "digest",
-           "digest_form", "new_salt", "payload_digest", "pointer_of", "present_sections", "section_digest",
-           "section_pointers", "sign_payload", "signature_digest", "signature_header", "verify_payload",
-           "verify_signature"]
+__all__ = ["ALGORITHMS", "DIGEST_KEY", "JWS_TYPE", "CanonicalizationError", "ProofInvalid", "Signed", "Verified",
+           "algorithm_of", "canonical", "digest", "digest_at", "digest_form", "new_salt", "payload_digest", "pointer_of",
+           "present_sections", "section_digest", "section_pointers", "sign_payload", "signature_digest", "signature_header",
+           "verify_payload", "verify_signature"]
