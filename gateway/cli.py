@@ -287,13 +287,13 @@ def dispatcher() -> None:
 
 @app.command()
 def retention(once: bool = typer.Option(False, help="purge what is due and exit")) -> None:
-    """Purge payloads whose retention has passed and prune confirmed outbox rows and expired jtis
-    (loops every BRB_RETENTION_INTERVAL_SECONDS; /health/* and /metrics on BRB_HEALTH_PORT)."""
+    """Purge payloads whose retention has passed and prune confirmed outbox rows, expired jtis and officer sessions
+    ended 30 days ago (loops every BRB_RETENTION_INTERVAL_SECONDS; /health/* and /metrics on BRB_HEALTH_PORT)."""
     from gateway.workers import retention_round
 
     if once:
         purged, pruned = _with_services(retention_round)
-        typer.echo(f"purged {purged} cop(ies); pruned {pruned} confirmed outbox row(s) and expired jti(s)")
+        typer.echo(f"purged {purged} cop(ies); pruned {pruned} confirmed outbox row(s) and expired jti(s) and old officer session(s)")
         return
     _run_worker("retention")
 
@@ -330,6 +330,37 @@ def audit_checkpoint() -> None:
         typer.echo(f"checkpoint refused: {exc.reason}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"checkpoint: record {cp.seq} at {cp.recorded_at}" if cp else "no new checkpoint: the chain head has not moved")
+
+
+sessions_app = typer.Typer(help="The audit pages' officer sessions", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("list")
+def sessions_list() -> None:
+    """The live sessions of the audit pages: officer, organisation, since when, last use (never a session id)."""
+    from gateway.pages.officer import open_sessions
+
+    rows = _with_services(open_sessions)
+    for r in rows:
+        typer.echo(f"{r.officer_sub:<36} {r.officer_oin}  since {r.created_at:%Y-%m-%d %H:%M}Z  "
+                   f"last seen {r.last_seen_at:%Y-%m-%d %H:%M}Z")
+    if not rows:
+        typer.echo("(no live sessions)")
+
+
+@sessions_app.command("end")
+def sessions_end(officer: Annotated[Optional[str], typer.Option(help="the officer's sub (see `brb sessions list`)")] = None,
+                 organisation: Annotated[Optional[str], typer.Option(help="every officer of this organisation (OIN)")] = None,
+                 every: Annotated[bool, typer.Option("--all", help="every session (an incident)")] = False) -> None:
+    """End live sessions of the audit pages now (an incident): their cookies lead to the login from the next request."""
+    from gateway.pages.officer import end_sessions
+
+    if sum((officer is not None, organisation is not None, every)) != 1:
+        typer.echo("give exactly one of --officer, --organisation, --all", err=True)
+        raise typer.Exit(2)
+    ended = _with_services(lambda svc: end_sessions(svc, sub=officer, oin=organisation, every=every))
+    typer.echo(f"ended {ended} session(s)")
 
 
 def _run_worker(name: str) -> None:

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = Field(None, description="key that signs the pages' session cookie (at least 32 characters); "
                                              "unset: the pages are not served, except in demo mode (a key per start)")
     session_max_age_seconds: int = Field(8 * 3600, ge=60, le=7 * 86400, description="an officer's session ends this long after login")
+    session_idle_seconds: int = Field(1800, ge=60, description="an officer's session ends when not used for this long "
+                                      "(measured to the minute: its last use is recorded at most once a minute)")
     session_cookie_secure: bool = Field(True, description="send the session cookie over HTTPS only (the demo on http://127.0.0.1 turns it off)")
 
     # --- workers ---------------------------------------------------------------------------------

@@ -167,13 +167,15 @@ async def _supervised(run, stop: asyncio.Event, wait, loop, health: WorkerHealth
 
 async def retention_round(services: Services) -> tuple[int, int]:
     """One round of housekeeping, the same for the loop and for ``brb retention --once`` (the CronJob):
-    purge payload copies that are due, then prune confirmed outbox rows and expired jtis."""
+    purge payload copies that are due, then prune confirmed outbox rows, expired jtis and the audit pages' sessions
+    that ended or expired 30 days ago."""
     from gateway.auth.tokens import prune_used_tokens
     from gateway.exchange.retention import purge_due
     from gateway.outbox.relay import prune_published  # here: the relay imports wait_or_stop from this module
+    from gateway.pages.officer import prune_sessions
 
     purged = await purge_due(services)
-    pruned = await prune_published(services) + await prune_used_tokens(services)
+    pruned = await prune_published(services) + await prune_used_tokens(services) + await prune_sessions(services)
     if purged or pruned:
         log.info("retention.round-done", extra={"purged_copies": purged, "pruned_rows": pruned})
     return purged, pruned

@@ -210,7 +210,7 @@ EXAMPLES |= {
     ]}},
     "reportOnSubject": {"request": {"bsn": "999990019"}, "response": _REPORT, "response text/html": _report_html()},
     "verifyAuditChain": {"response": {"intact": True, "checked": 4182, "lastSeq": 4182, "brokenSeq": None, "brokenId": None,
-                                      "reason": None, "anchored": True, "checkpointSeq": 4180,
+                                      "reason": None, "reasonCode": None, "anchored": True, "checkpointSeq": 4180,
                                       "checkpointAt": "2026-11-23T09:10:00Z"}},
     "createSubscription": {"request": _SUBSCRIPTION_REQUEST,
                            "response": _SUBSCRIPTION | {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},

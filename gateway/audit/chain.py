@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Row, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -128,6 +129,21 @@ class Anchor:
     findings: tuple[str, ...] = ()
 
 
+class ChainBreak(StrEnum):
+    """What broke the chain, as a stable code beside the verdict's English ``reason`` (which carries the
+    numbers): the audit pages say it in the officer's language, a monitor can alert on it."""
+
+    RECORDS_MISSING = "records-missing"  # a gap in seq before a record
+    LINK_MISMATCH = "link-mismatch"  # a record removed, inserted or reordered
+    CONTENT_MISMATCH = "content-mismatch"  # a field changed, or a record forged
+    HEAD_MISSING = "head-missing"
+    HEAD_REWRITTEN = "head-rewritten"
+    HEAD_BEHIND = "head-behind"  # records added without the head, or the head rolled back
+    END_REMOVED = "end-removed"  # the newest records removed (the head still counts them)
+    CHECKPOINT_MISMATCH = "checkpoint-mismatch"  # the chain disagrees with a signed checkpoint outside the database
+    CHECKPOINT_FILE = "checkpoint-file"  # the checkpoint file itself is damaged or forged
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     intact: bool
@@ -136,6 +152,7 @@ class VerifyResult:
     broken_seq: int | None = None
     broken_id: str | None = None
     reason: str | None = None
+    reason_code: ChainBreak | None = None
     anchored: bool = False  # checked against a signed checkpoint kept outside the database
     checkpoint_seq: int | None = None
     checkpoint_at: datetime | None = None
@@ -167,8 +184,8 @@ async def _walk(chain: AuditChain, records: AsyncIterator[AuditRecord], head: He
     expected_seq, checked = from_seq, 0
     last_seq = from_seq - 1
 
-    def broken(seq: int | None, id_: str | None, reason: str) -> VerifyResult:
-        return VerifyResult(False, checked, last_seq, seq, id_, reason, **extra)
+    def broken(seq: int | None, id_: str | None, code: ChainBreak, reason: str) -> VerifyResult:
+        return VerifyResult(False, checked, last_seq, seq, id_, reason, code, **extra)
 
     sliced = None  # rows in ROW_ORDER (records_from): values by position
     async for record in records:
@@ -182,33 +199,36 @@ async def _walk(chain: AuditChain, records: AsyncIterator[AuditRecord], head: He
         if prev_hash is None:
             prev_hash = GENESIS if seq == 1 else link  # trust the checkpoint's link
         if seq != expected_seq:
-            return broken(seq, record.id, f"record(s) {expected_seq}..{seq - 1} are missing before this record")
+            return broken(seq, record.id, ChainBreak.RECORDS_MISSING,
+                          f"record(s) {expected_seq}..{seq - 1} are missing before this record")
         if link != prev_hash:
-            return broken(seq, record.id,
+            return broken(seq, record.id, ChainBreak.LINK_MISMATCH,
                           "the link to the previous record does not match (a record was removed, inserted or reordered)")
         if chain.digest_of(link, values) != hash_:
-            return broken(seq, record.id,
+            return broken(seq, record.id, ChainBreak.CONTENT_MISMATCH,
                           "the record's content does not match its hash (a field was changed or the record was forged)")
         prev_hash, expected_seq, last_seq, checked = hash_, seq + 1, seq, checked + 1
     if callable(head):
         head = await head()
     if head is None:
-        return broken(None, None, "the chain head row (audit_head) is missing: it was deleted")
+        return broken(None, None, ChainBreak.HEAD_MISSING, "the chain head row (audit_head) is missing: it was deleted")
     if from_seq <= head.seq and (head.seq != last_seq or (checked and head.hash != prev_hash)):
         if head.seq == last_seq:
-            return broken(head.seq, None, f"the chain head's hash does not match record {head.seq} (the head was rewritten)")
+            return broken(head.seq, None, ChainBreak.HEAD_REWRITTEN,
+                          f"the chain head's hash does not match record {head.seq} (the head was rewritten)")
         if head.seq < last_seq:
-            return broken(head.seq + 1, None, f"the chain head says {head.seq} records but the log goes on to {last_seq} "
-                                              "(records were added without the head, or the head was rolled back)")
-        return broken(last_seq + 1, None,
+            return broken(head.seq + 1, None, ChainBreak.HEAD_BEHIND,
+                          f"the chain head says {head.seq} records but the log goes on to {last_seq} "
+                          "(records were added without the head, or the head was rolled back)")
+        return broken(last_seq + 1, None, ChainBreak.END_REMOVED,
                       f"the chain head says {head.seq} records but the log ends at {last_seq} (records removed at the end)")
     if anchor is not None:
         finding = _against_checkpoint(anchor, head)
         if finding:
-            return broken(*finding)
+            return broken(finding[0], finding[1], ChainBreak.CHECKPOINT_MISMATCH, finding[2])
         if anchor.findings:
             more = f" (and {len(anchor.findings) - 1} more finding(s) in the file)" if len(anchor.findings) > 1 else ""
-            return broken(None, None, anchor.findings[0] + more)
+            return broken(None, None, ChainBreak.CHECKPOINT_FILE, anchor.findings[0] + more)
     return VerifyResult(True, checked, last_seq, **extra)
 
 

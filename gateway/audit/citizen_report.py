@@ -230,6 +230,12 @@ class _Say:
         return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {self('and')} {items[-1]}"
 
 
+def plain_words(lang: str) -> _Say:
+    """The text table's plain words for codes in one language, for other readers than the citizen too:
+    the audit pages name outcomes, legal bases, purposes and message types with them."""
+    return _Say(lang)
+
+
 def _plain_code(code: str) -> str:
     """A code no text was found for, as words rather than a slug (the tests keep this path unused)."""
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", code).replace("-", " ").lower()

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from gateway.audit.chain import ChainBreak
 from gateway.audit.record import AuditRecordView
 from gateway.schemas import Paged, Wire
 
@@ -23,6 +24,8 @@ class VerifyReport(Wire):
     broken_seq: int | None
     broken_id: str | None
     reason: str | None
+    reason_code: ChainBreak | None = Field(None, description="what broke the chain, as a stable code (the reason "
+                                           "says it in English with the numbers); absent when the chain is intact")
     anchored: bool = Field(description="checked against a signed checkpoint kept outside the database "
                            "(BRB_AUDIT_CHECKPOINT_FILE); false: no checkpoint file is configured or it holds none yet, "
                            "so removal of the newest records together with the head cannot be detected")

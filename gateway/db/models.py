@@ -410,6 +410,22 @@ class KeyHolder(SQLModel, table=True):
     seen_at: datetime = utc_col(nullable=False, index=True)
 
 
+class OfficerSession(SQLModel, table=True):
+    """One login to the audit pages (migration 0013, gateway/pages/officer.py). The signed cookie carries a random
+    session id and this row only its SHA-256, so the table opens no session. Logout, the idle and absolute timeouts
+    and ``brb sessions end`` set ``ended_at``: from then on every copy of the cookie leads to the login."""
+
+    __tablename__ = "officer_sessions"
+    id: str = Field(primary_key=True, max_length=64, description="SHA-256 (hex) of the cookie's session id")
+    officer_sub: str = Field(max_length=255, index=True)
+    officer_oin: str = Field(max_length=20, index=True)
+    created_at: datetime = utc_col(nullable=False)
+    last_seen_at: datetime = utc_col(nullable=False, description="refreshed at most once a minute")
+    expires_at: datetime = utc_col(nullable=False, description="login + BRB_SESSION_MAX_AGE_SECONDS")
+    ended_at: datetime | None = utc_col()
+    end_reason: str | None = Field(default=None, max_length=20, description="logout | idle | expired | ended-by-operator")
+
+
 class RegistryVersion(SQLModel, table=True):
     """One row (id 1): a counter every change of an organisation or key increments in its own transaction
     (migration 0009). Each process polls it and forgets its cached keys when it moves (gateway/auth/keycache.py)."""

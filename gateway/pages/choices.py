@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import Request
 
 from gateway.audit import queries
+from gateway.audit.citizen_report import plain_words
 from gateway.pages.officer import Officer
-from gateway.pages.render import texts_for
+from gateway.pages.render import language, texts_for
 from gateway.services import Services
 
 
 async def filter_fields(services: Services, who: Officer, request: Request) -> list[dict]:
-    t = texts_for(request)
+    t, plain = texts_for(request), plain_words(language(request))
     names = await queries.organisation_names(services)
     orgs = sorted(((oin, f"{name} ({oin})") for oin, name in names.items()), key=lambda o: o[1])
     vocab = queries.vocabularies(services.catalogue)
@@ -27,9 +28,10 @@ async def filter_fields(services: Services, who: Officer, request: Request) -> l
         fields.append(select("organisation", "organisation", orgs))
     fields += [
         select("counterparty", "counterparty", orgs),
-        select("messageType", "message_type", ((v, v) for v in vocab["message_type"])),
-        select("purpose", "purpose", ((v, v) for v in vocab["purpose"])),
-        select("legalBasis", "legal_basis", ((v, v) for v in vocab["legal_basis"])),
+        # plain words first, then the code the API, the export and the records use
+        select("messageType", "message_type", ((v, f"{plain.message_type(v) or v} — {v}") for v in vocab["message_type"])),
+        select("purpose", "purpose", ((v, f"{plain.named('purposes', v)} — {v}") for v in vocab["purpose"])),
+        select("legalBasis", "legal_basis", ((v, f"{plain.cite(v)} — {v}") for v in vocab["legal_basis"])),
         select("outcome", "outcome", ((v, t(v)) for v in vocab["outcome"])),
         select("activity", "activity", ((v, v) for v in vocab["activity"])),
         # the browser refuses to put anything but a pseudonym (a BSN typed by mistake) into the URL

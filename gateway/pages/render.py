@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from gateway.audit.citizen_report import plain_words
 from gateway.pages.texts import LANGUAGES, TEXTS
 
 HERE = Path(__file__).parent
@@ -24,7 +25,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+# the audit package's templates too: the subject page shows the citizen report's own body (one template)
+templates = Jinja2Templates(directory=[str(HERE / "templates"), str(HERE.parent / "audit" / "templates")])
 
 
 def language(request: Request) -> str:
@@ -51,7 +53,7 @@ def page(request: Request, template: str, *, status_code: int = 200, **context) 
     from gateway.pages.officer import csrf_token
 
     response = templates.TemplateResponse(request, template, {
-        "t": texts_for(request), "lang": language(request), "csrf": csrf_token(request) if "session" in request.scope else "",
+        "t": texts_for(request), "plain": plain_words(language(request)), "lang": language(request), "csrf": csrf_token(request) if "session" in request.scope else "",
         "path": request.url.path, "htmx": request.headers.get("hx-request") == "true", **context,
     }, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)

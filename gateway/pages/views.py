@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from gateway.audit import aggregate as aggregates
 from gateway.audit import citizen_report, queries
+from gateway.audit.citizen_report import plain_words
 from gateway.audit.record import Activity
 from gateway.consents import subject_id_for
 from gateway.db.dialect import MAX_BIGINT
@@ -32,6 +33,8 @@ from gateway.pages.officer import (
     Officer,
     check_csrf,
     current_officer,
+    end_session,
+    load_officer,
     officer_from_claims,
     start_session,
 )
@@ -40,7 +43,8 @@ from gateway.pages.texts import LANGUAGES
 from gateway.problems import Problem
 from gateway.schemas import SubjectIdentifiers
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(load_officer)])
+PAGE_SIZES = (10, 25, 50, 100)  # the records per page an officer may choose in the search
 PAGE_SIZE = 50
 OVERVIEW_MONTHS = 12
 # the search form's fields are the API's query parameters (camelCase) -> the filter's fields
@@ -141,13 +145,21 @@ async def callback(request: Request):
         raise Problem("login-refused", "the identity provider gave no ID token")
     who = await officer_from_claims(_services(request), dict(claims))
     target = _safe_next(request.session.get("next"))
-    start_session(request, who)
-    await _record_view(request, who, "logged in to the audit pages")
+    async with _services(request).unit_of_work(who.caller().actor) as uow:  # the session and its login record, together
+        await start_session(request, uow, who)
+        uow.audit(Activity.AUDIT_QUERY, "performed", detail=f"audit page: logged in to the audit pages; officer {who.sub}")
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout", dependencies=[Csrf])
 async def logout(request: Request):
+    """The session ends on the server with its audit record (one transaction), then the cookie is cleared: a copy
+    of the cookie opens nothing either. Without a live session there is nothing to end or record."""
+    who = request.state.officer
+    if who is not None:
+        async with _services(request).unit_of_work(who.caller().actor) as uow:
+            await end_session(request, uow)
+            uow.audit(Activity.AUDIT_QUERY, "performed", detail=f"audit page: logged out; officer {who.sub}")
     request.session.clear()
     return RedirectResponse("/audit/login", status_code=303)
 
@@ -212,14 +224,16 @@ async def overview(request: Request):
 async def search(request: Request, cursor: str | None = None):
     who = officer(request)
     values = _form_values(request)
-    query = urlencode(values)
+    size = _page_size(request.query_params.get("pageSize"))
+    query = urlencode({**values, **({"pageSize": size} if size != PAGE_SIZE else {})})
     result, problem = None, None
     try:
-        result = await queries.records(_services(request), who.caller(), _filter(request, values), cursor, PAGE_SIZE)
+        result = await queries.records(_services(request), who.caller(), _filter(request, values), cursor, size)
     except Problem as exc:
         problem = _problem_view(exc, request)
         values = {k: v for k, v in values.items() if k not in problem["fields"]}  # never echo a refused value (a BSN)
     context = {"officer": who, "page": result, "problem": problem, "values": values, "query": query,
+               "page_size": size, "page_sizes": PAGE_SIZES,
                "status_code": 400 if problem else 200}
     if request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "results":
         return page(request, "_results.html", **context)
@@ -227,14 +241,32 @@ async def search(request: Request, cursor: str | None = None):
                 **context)
 
 
+def _page_size(value: str | None) -> int:
+    """The search's page size: one of PAGE_SIZES, anything else is the default (a hand-edited URL gets a page)."""
+    return int(value) if value and value.isdigit() and int(value) in PAGE_SIZES else PAGE_SIZE
+
+
 @router.get("/records/{seq}")
 async def record(request: Request, seq: Annotated[int, Path(ge=1, le=MAX_BIGINT)]):
     who = officer(request)
     r, previous, following = await queries.record_at(_services(request), who.caller(), seq)
     await _record_view(request, who, f"record {seq}", subject_id=r.subject_id, message_id=r.message_id)
-    shown = r.model_dump(by_alias=True, exclude={"prev_hash", "hash"})
-    fields = [(k, local_time(v) if isinstance(v, datetime) else v) for k, v in shown.items()]
-    return page(request, "record.html", officer=who, r=r, fields=fields, previous=previous, following=following)
+    return page(request, "record.html", officer=who, r=r, fields=_record_fields(r, plain_words(language(request))),
+                previous=previous, following=following)
+
+
+def _record_fields(r, plain) -> list[tuple[str, str, str | None]]:
+    """A record's fields as the page lists them: (field name, what to show, the code under it). Codes with
+    plain words (outcome, legal basis, purpose) show both; times are local; unset fields are left out."""
+    words = {"outcome": plain.outcome(r.activity, r.outcome), "legalBasis": plain.cite(r.legal_basis),
+             "purpose": plain.named("purposes", r.purpose) if r.purpose else None}
+    fields = []
+    for name, value in r.model_dump(by_alias=True, exclude={"prev_hash", "hash"}).items():
+        if value is None or value == "":
+            continue
+        shown = local_time(value) if isinstance(value, datetime) else str(value)
+        fields.append((name, words[name], shown) if words.get(name) else (name, shown, None))
+    return fields
 
 
 @router.get("/export")
@@ -271,9 +303,7 @@ async def subject_lookup(request: Request, bsn: str = Form(""), skn: str = Form(
     subject_id = await subject_id_for(_services(request), identifiers)
     request.session["subject"] = subject_id or ""
     report, citizen = await _citizen(request, who)
-    rows = [(p.when, p.organisation, p.what, p.counterparty or "", p.outcome) for p in citizen.processings.rows]
-    return page(request, "subject.html", officer=who, report=report, rows=rows, problem=None,
-                scoped=citizen.scope is not None)
+    return page(request, "subject.html", officer=who, report=report, c=citizen, problem=None)
 
 
 async def _citizen(request: Request, who: Officer):

@@ -23,13 +23,13 @@ AMSTERDAM_DETAINEE = {"bsn": "999990019", "skn": "12345678"}
 ROTTERDAM_DETAINEE = {"bsn": "999990020", "skn": "12345679"}
 
 
-def _examples(name: str) -> dict:
+def examples(name: str) -> dict:
     import json
 
     return json.loads((ROOT / "contracts" / "examples" / name).read_text())
 
 
-def _send(demo, kind: str, version: int, recipient: str, payload: dict) -> httpx.Response:
+def send(demo, kind: str, version: int, recipient: str, payload: dict) -> httpx.Response:
     sent = httpx.post(f"{demo.base}/api/v1/messages", headers=demo.headers(PI_VUGHT, **{"Idempotency-Key": uuid.uuid4().hex}),
                       json={"type": kind, "version": version, "purpose": "reintegration", "recipients": [recipient],
                             "payload": payload}, timeout=30)
@@ -43,13 +43,13 @@ def demo(tmp_path_factory):
     and a D&R-plan (sections withheld from the municipality), sent by PI Vught."""
     with running_demo(tmp_path_factory.mktemp("pages-demo")) as running:
         for detainee, cbs in ((AMSTERDAM_DETAINEE, "0363"), (ROTTERDAM_DETAINEE, "0599")):
-            notice = _examples("detention-notice/valid-full.json")
+            notice = examples("detention-notice/valid-full.json")
             notice["subject"].update(detainee)
             notice["municipalityOfResidence"] = cbs
-            _send(running, "detention-notice", 1, f"municipality:{cbs}", notice)
-            plan = _examples("dr-plan/v2/valid-full.json")
+            send(running, "detention-notice", 1, f"municipality:{cbs}", notice)
+            plan = examples("dr-plan/v2/valid-full.json")
             plan["subject"].update(detainee)
-            _send(running, "dr-plan", 2, f"municipality:{cbs}", plan)
+            send(running, "dr-plan", 2, f"municipality:{cbs}", plan)
         yield running
 
 

@@ -7,12 +7,15 @@ import csv
 import io
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.browser.conftest import (
+    examples,
+    send,
     AMSTERDAM,
     AMSTERDAM_DETAINEE,
     FG_AMSTERDAM,
@@ -106,7 +109,17 @@ def test_an_fg_searches_opens_verifies_exports_and_reports_on_their_own_municipa
     assert AMSTERDAM_DETAINEE["bsn"] not in page.url
     heading = page.get_by_role("heading", name=re.compile(r"\d+ verwerkingen gevonden"))
     assert int(heading.inner_text().split()[0]) > 0
-    assert page.get_by_text("Dit overzicht bevat alleen de verwerkingen van uw organisatie.").is_visible()
+    # the report as the person will read it: limited to the FG's organisation, what was withheld from whom
+    # and why, and the person's rights
+    report = page.locator(".brb-report__document")
+    assert report.get_by_role("heading", name="Let op: dit overzicht gaat over één organisatie").is_visible()
+    assert report.get_by_role("heading", name="Wat niet is gedeeld, en waarom").is_visible()
+    withheld = report.locator("article[id^='h']")
+    assert withheld.count() > 0
+    assert "Gemeente Amsterdam" in withheld.first.inner_text()
+    assert report.get_by_role("heading", name="Uw rechten").is_visible()
+    assert "Autoriteit Persoonsgegevens" in report.inner_text()
+    assert "pm-20d-2" not in report.inner_text() and "allow-with-redaction" not in report.inner_text()
     accessible(page, "08-subject")
     with page.expect_download() as pdf:
         page.get_by_role("button", name="Download als PDF").click()
@@ -119,6 +132,9 @@ def test_an_fg_searches_opens_verifies_exports_and_reports_on_their_own_municipa
     # English on request
     page.get_by_role("link", name="English").click()
     assert page.get_by_role("heading", name="Report for a person", level=1).is_visible()
+    page.get_by_label("BSN").fill(AMSTERDAM_DETAINEE["bsn"])
+    page.get_by_role("button", name="Make the report").click()
+    assert page.locator(".brb-report__document").get_by_role("heading", name="Your rights").is_visible()
     accessible(page, "09-subject-en")
 
 
@@ -193,3 +209,77 @@ def test_the_inspectorate_sees_both_municipalities(demo, page, oin):
     log_in(page, demo, oin=oin, start="/audit/records?messageType=dr-plan")
     text = page.locator("#results").inner_text()
     assert "Rotterdam" in text and "Amsterdam" in text
+
+
+def test_the_search_pages_through_every_record_the_fg_may_see_and_no_other(demo, page):
+    """Ten per page, "Volgende pagina" swapped in by htmx with the address following: the pages together are
+    exactly what the API gives the FG's organisation for the same filter, each record once."""
+    for _ in range(2):  # two more D&R-plans to Amsterdam: five records each
+        plan = examples("dr-plan/v2/valid-full.json")
+        plan["subject"].update(AMSTERDAM_DETAINEE)
+        send(demo, "dr-plan", 2, "municipality:0363", plan)
+    expected = httpx.get(f"{demo.base}/api/v1/audit/records", params={"messageType": "dr-plan", "pageSize": 200},
+                         headers=demo.headers(FG_AMSTERDAM))
+    assert expected.status_code == 200, expected.text
+    want = [r["seq"] for r in expected.json()["items"]]
+    assert len(want) > 10, "the demo data gives the FG more than one page"
+    log_in(page, demo, start="/audit/records?messageType=dr-plan&pageSize=10")
+    assert page.get_by_label("Logregels per pagina").input_value() == "10"
+    seen: list[int] = []
+    while True:
+        rows = page.locator("#results tbody tr")
+        assert 0 < rows.count() <= 10
+        seen += [int(rows.nth(i).locator("a").first.inner_text()) for i in range(rows.count())]
+        more = page.get_by_role("link", name="Volgende pagina")
+        if more.count() == 0:
+            break
+        before = page.url
+        more.click()
+        page.wait_for_function("before => location.href !== before", arg=before)
+        assert "cursor=" in page.url and "pageSize=10" in page.url
+    assert seen == want
+
+
+def test_verify_names_the_first_broken_link_after_a_record_is_altered_in_the_database(demo, page):
+    """Someone with access to the database edits one record the FG may see: the verification page says the chain
+    is broken and links to that record. The demo's SQLite file is put back afterwards."""
+    mine = httpx.get(f"{demo.base}/api/v1/audit/records", params={"messageType": "dr-plan", "pageSize": 5},
+                     headers=demo.headers(FG_AMSTERDAM)).json()["items"]
+    seq = mine[1]["seq"]
+    database = sqlite3.connect(demo.cwd / ".var" / "brb.sqlite3")
+    (original,) = database.execute("SELECT detail FROM audit_records WHERE seq = ?", (seq,)).fetchone()
+    try:
+        with database:
+            database.execute("UPDATE audit_records SET detail = 'nothing withheld' WHERE seq = ?", (seq,))
+        log_in(page, demo, start="/audit/verify")
+        page.get_by_role("button", name="Controle starten").click()
+        result = page.locator("#verify-result")
+        result.wait_for()
+        assert "De keten is verbroken." in result.inner_text()
+        assert "er is een veld gewijzigd of de logregel is vervalst" in result.inner_text()  # the reason, in Dutch
+        accessible(page, "11-verify-broken")
+        result.get_by_role("link", name=str(seq)).click()
+        assert page.get_by_role("heading", name=f"Logregel {seq}").is_visible()
+        assert "nothing withheld" in page.locator("main").inner_text()  # the page shows what the database holds now
+    finally:
+        with database:
+            database.execute("UPDATE audit_records SET detail = ? WHERE seq = ?", (original, seq))
+        database.close()
+    intact = httpx.get(f"{demo.base}/api/v1/audit/verify", headers=demo.headers(INSPECTORATE))
+    assert intact.json()["intact"] is True, intact.text
+
+
+def test_after_logout_a_copy_of_the_session_cookie_opens_nothing(demo, browser, page):
+    log_in(page, demo)
+    copied = page.context.cookies()
+    assert any(c["name"] == "brb_audit_session" for c in copied)
+    page.get_by_role("button", name="Uitloggen").click()
+    page.wait_for_url(re.compile(r".*/audit/login.*"))
+    other = browser.new_context()  # the copy, in another browser: the server ended the session, not only this tab
+    try:
+        other.add_cookies(copied)
+        elsewhere = other.new_page()
+        elsewhere.goto(demo.base + "/audit/records")
+        assert "/audit/login" in elsewhere.url
+    finally:
+        other.close()

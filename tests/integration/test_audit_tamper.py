@@ -165,18 +165,18 @@ async def append_a_forged_checkpoint_line(w: World) -> None:
         f.write(json.dumps(forged) + "\n")
 
 
-TAMPERINGS = [
-    (edit_a_field, "content does not match"),
-    (delete_a_middle_record, "missing"),
-    (swap_two_records_content, "does not match"),
-    (reorder_two_records, "does not match"),
-    (insert_a_forged_record, "content does not match"),
-    (truncate_the_tail, "ends at 12"),
-    (truncate_the_tail_and_rewrite_the_head, "the chain ends at 12 but a signed checkpoint"),
-    (delete_everything_and_reset_the_head, "every record was removed"),
-    (delete_the_head_row, "audit_head"),
-    (edit_a_checkpoint_line, "bad signature"),
-    (append_a_forged_checkpoint_line, "bad signature"),
+TAMPERINGS = [  # (tampering, a fragment of the reason, the reason's code)
+    (edit_a_field, "content does not match", "content-mismatch"),
+    (delete_a_middle_record, "missing", "records-missing"),
+    (swap_two_records_content, "does not match", "content-mismatch"),
+    (reorder_two_records, "does not match", "link-mismatch"),
+    (insert_a_forged_record, "content does not match", "content-mismatch"),
+    (truncate_the_tail, "ends at 12", "end-removed"),
+    (truncate_the_tail_and_rewrite_the_head, "the chain ends at 12 but a signed checkpoint", "checkpoint-mismatch"),
+    (delete_everything_and_reset_the_head, "every record was removed", "checkpoint-mismatch"),
+    (delete_the_head_row, "audit_head", "head-missing"),
+    (edit_a_checkpoint_line, "bad signature", "checkpoint-file"),
+    (append_a_forged_checkpoint_line, "bad signature", "checkpoint-file"),
 ]
 
 
@@ -186,14 +186,14 @@ async def test_every_tampering_is_detected(world):
     assert (await world.verify())["intact"] is True
 
     tried, detected, wrong = 0, 0, []
-    for tamper, expect in TAMPERINGS:
+    for tamper, expect, code in TAMPERINGS:
         await tamper(world)
         tried += 1
         result = await world.verify()
         if result["intact"] is False and result["reason"]:
             detected += 1
-            if expect not in result["reason"]:
-                wrong.append(f"{tamper.__name__}: {result['reason']!r} (expected {expect!r})")
+            if expect not in result["reason"] or result["reasonCode"] != code:
+                wrong.append(f"{tamper.__name__}: {result['reasonCode']} {result['reason']!r} (expected {code} {expect!r})")
         else:
             wrong.append(f"{tamper.__name__}: NOT detected: {result}")
         await world.restore(snap)
@@ -266,7 +266,7 @@ async def test_an_untouched_chain_with_checkpoints_verifies_and_the_checkpoint_e
     assert (head.seq, head.hash) == (18, book.latest.hash)  # writing a checkpoint adds no audit record
 
     result = await world.verify()
-    assert result == {"intact": True, "checked": 18, "lastSeq": 18, "brokenSeq": None, "brokenId": None, "reason": None,
+    assert result == {"intact": True, "checked": 18, "lastSeq": 18, "brokenSeq": None, "brokenId": None, "reason": None, "reasonCode": None,
                       "anchored": True, "checkpointSeq": 18, "checkpointAt": result["checkpointAt"]}
     assert result["checkpointAt"].startswith(book.latest.recorded_at[:19])
     await world.history()  # records after the newest checkpoint are fine

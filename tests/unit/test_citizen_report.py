@@ -259,7 +259,7 @@ def test_withheld_sections_are_named_with_the_recipient_and_why():
     assert rows[2].message == "D&R-plan (detentie- en re-integratieplan)" and rows[2].categories == ["basisvoorwaarden"]
     html = cr.render_html(c)
     assert "‘Gedrag en motivatie’ (gedrag en detentieverloop) is niet gedeeld met Gemeente Amsterdam (nazorg)" in html
-    assert '<a href="#h3">' in html and '<article id="h3">' in html
+    assert 'href="#h3"' in html and '<article id="h3">' in html
     en = cr.build(subject_report(*a_send_with_redactions()), NAMES, lang="en")
     assert en.withheld.items[0].summary == \
         "‘Behaviour and motivation’ (behaviour and course of detention) was not shared with Gemeente Amsterdam (nazorg)"
@@ -315,8 +315,8 @@ def test_the_html_is_a_complete_accessible_document_without_external_resources()
     html = cr.render_html(cr.build(subject_report(*a_send_with_redactions()), NAMES))
     assert html.startswith("<!doctype html>\n<html lang=\"nl\">")
     assert '<meta charset="utf-8">' in html and "<title>Wat er met uw gegevens is gebeurd — Berichtenbox Re-integratie</title>" in html
-    assert html.count("<h1>") == 1 and "<main>" in html and "<caption>" in html
-    assert html.count('<th scope="col">') == 8 and html.count('<th scope="row">') == 6
+    assert html.count("<h1") == 1 and "<main>" in html and "<caption" in html
+    assert html.count('scope="col"') == 8 and html.count('scope="row"') == 6
     assert not re.search(r"<(link|script|img|iframe)\b|\bsrc=|@import|url\(|https?://", html)
     assert html.rstrip().endswith("</html>")
     for heading in ("Verwerkingen", "Wat niet is gedeeld, en waarom", "Waarom dit mocht: de wettelijke grondslagen",

@@ -41,3 +41,20 @@ def test_no_template_loads_from_elsewhere_or_runs_inline_script():
         assert not re.search(r"""(src|href)=["'](https?:)?//""", text), template.name
         assert not re.search(r"<script(?![^>]*\b(src=|type=\"application/json\"))", text), template.name
         assert " style=" not in text and "<style" not in text and " on" + "click=" not in text, template.name
+
+
+def test_every_field_of_an_audit_record_has_a_label_on_the_record_page_in_both_languages():
+    from gateway.audit.record import AuditRecordView
+
+    shown = {f.alias or name for name, f in AuditRecordView.model_fields.items()} - {"prevHash", "hash"}
+    for lang in LANGUAGES:
+        missing = {name for name in shown if f"field_{name}" not in TEXTS[lang]}
+        assert not missing, (lang, missing)
+
+
+def test_every_way_the_chain_can_break_is_said_in_both_languages():
+    from gateway.audit.chain import ChainBreak
+
+    for lang in LANGUAGES:
+        missing = {code.value for code in ChainBreak if f"verify_reason_{code.value}" not in TEXTS[lang]}
+        assert not missing, (lang, missing)
