@@ -7,7 +7,7 @@ opens no page: logout and expiry end the session on the server, not only in one 
 
 Revision ID: 0013
 Revises: 0012
-Create Date: 2026-12-08 12:00:00
+Create Date: 2026-12-07 21:30:00
 """
 from alembic import op
 import sqlalchemy as sa
