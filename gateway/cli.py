@@ -356,10 +356,11 @@ def sessions_end(officer: Annotated[Optional[str], typer.Option(help="the office
     """End live sessions of the audit pages now (an incident): their cookies lead to the login from the next request."""
     from gateway.pages.officer import end_sessions
 
-    if sum((officer is not None, organisation is not None, every)) != 1:
+    try:
+        ended = _with_services(lambda svc: end_sessions(svc, sub=officer, oin=organisation, every=every))
+    except ValueError:  # end_sessions takes exactly one selector
         typer.echo("give exactly one of --officer, --organisation, --all", err=True)
-        raise typer.Exit(2)
-    ended = _with_services(lambda svc: end_sessions(svc, sub=officer, oin=organisation, every=every))
+        raise typer.Exit(2) from None
     typer.echo(f"ended {ended} session(s)")
 
 

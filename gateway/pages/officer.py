@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -53,7 +52,6 @@ class Officer:
     organisation: str
     kind: str
     parent_oin: str | None
-    login_at: float
 
     def caller(self) -> Caller:
         """The officer as an API caller: the organisation's kind's scopes, the person in every audit record
@@ -80,15 +78,14 @@ async def officer_from_claims(services: Services, claims: dict) -> Officer:
     if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB:
         raise Problem("login-refused", f"the ID token has no sub of at most {MAX_SUB} characters")
     return Officer(sub=sub, name=str(claims.get("name") or sub), role=role, oin=org.oin, organisation=org.name,
-                   kind=org.kind, parent_oin=org.parent_oin, login_at=time.time())
+                   kind=org.kind, parent_oin=org.parent_oin)
 
 
 async def start_session(request: Request, uow: UnitOfWork, officer: Officer) -> None:
     """A fresh session for a fresh login, its row written in ``uow`` (the login's, with its audit record): nothing
     from before it survives (no session fixation), and a session this browser still had ends (reason logout)."""
-    previous, lang = request.session.get("sid"), request.session.get("lang")
-    if isinstance(previous, str):
-        await uow.connection.execute(_ending([OfficerSession.id == session_key(previous)], "logout", uow.now))
+    lang = request.session.get("lang")
+    await end_session(request, uow)
     sid = secrets.token_urlsafe(32)
     uow.session.add(OfficerSession(
         id=session_key(sid), officer_sub=officer.sub, officer_oin=officer.oin, created_at=uow.now, last_seen_at=uow.now,

@@ -52,8 +52,9 @@ def texts_for(request: Request):
 def page(request: Request, template: str, *, status_code: int = 200, **context) -> HTMLResponse:
     from gateway.pages.officer import csrf_token
 
+    lang = language(request)
     response = templates.TemplateResponse(request, template, {
-        "t": texts_for(request), "plain": plain_words(language(request)), "lang": language(request), "csrf": csrf_token(request) if "session" in request.scope else "",
+        "t": texts_for(request), "plain": plain_words(lang), "lang": lang, "csrf": csrf_token(request) if "session" in request.scope else "",
         "path": request.url.path, "htmx": request.headers.get("hx-request") == "true", **context,
     }, status_code=status_code)
     response.headers.update(SECURITY_HEADERS)

@@ -147,7 +147,7 @@ async def callback(request: Request):
     target = _safe_next(request.session.get("next"))
     async with _services(request).unit_of_work(who.caller().actor) as uow:  # the session and its login record, together
         await start_session(request, uow, who)
-        uow.audit(Activity.AUDIT_QUERY, "performed", detail=f"audit page: logged in to the audit pages; officer {who.sub}")
+        _audit_view(uow, who, "logged in to the audit pages")
     return RedirectResponse(target, status_code=303)
 
 
@@ -159,7 +159,7 @@ async def logout(request: Request):
     if who is not None:
         async with _services(request).unit_of_work(who.caller().actor) as uow:
             await end_session(request, uow)
-            uow.audit(Activity.AUDIT_QUERY, "performed", detail=f"audit page: logged out; officer {who.sub}")
+            _audit_view(uow, who, "logged out")
     request.session.clear()
     return RedirectResponse("/audit/login", status_code=303)
 
@@ -172,9 +172,13 @@ async def switch_language(request: Request, to: str = "nl", next: str | None = N
 
 async def _record_view(request: Request, who: Officer, what: str, **kwargs) -> None:
     """A page view is a query of the audit log: recorded like the API's (activity audit-query), naming the person."""
-    services = _services(request)
-    async with services.unit_of_work(who.caller().actor) as uow:
-        uow.audit(Activity.AUDIT_QUERY, "performed", detail=f"audit page: {what}; officer {who.sub}", **kwargs)
+    async with _services(request).unit_of_work(who.caller().actor) as uow:
+        _audit_view(uow, who, what, **kwargs)
+
+
+def _audit_view(uow, who: Officer, what: str, **kwargs) -> None:
+    """The page view's audit record, in ``uow`` (a login's and a logout's share the session row's transaction)."""
+    uow.audit(Activity.AUDIT_QUERY, "performed", detail=f"audit page: {what}; officer {who.sub}", **kwargs)
 
 
 # --- overview -------------------------------------------------------------------------------------

@@ -40,8 +40,7 @@ PAGES = ("/audit/", "/audit/records", "/audit/records/1", "/audit/subject", "/au
 
 def officer(**changes) -> dict:
     return {"sub": "fg-1", "name": "A. de Vries", "role": "privacy-officer", "oin": FG_AMSTERDAM,
-            "organisation": "FG Gemeente Amsterdam", "kind": "auditor", "parent_oin": AMSTERDAM,
-            "login_at": time.time(), **changes}
+            "organisation": "FG Gemeente Amsterdam", "kind": "auditor", "parent_oin": AMSTERDAM, **changes}
 
 
 def cookie(session: dict, secret: str = SECRET, age: float = 0) -> str:
